@@ -1,0 +1,148 @@
+//! What the attribute configures: the table, the sync fields, the TTL.
+
+use std::time::Duration;
+
+/// The attributes lawcket writes itself; a sync field may not use these names.
+pub const RESERVED_ATTRIBUTES: &[&str] = &[
+    "connectionId",
+    "domainName",
+    "stage",
+    "connectedAt",
+    "updatedAt",
+    "ttl",
+];
+
+/// Default lifetime of a registry item: API Gateway closes every connection after
+/// 2 hours, plus 10 minutes of margin for clock skew and slow `$disconnect`s.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 60 * 60 + 10 * 60);
+
+/// A fixed value stored with every connection (`sync(channel = "#general")`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncValue {
+    /// Stored as a DynamoDB string.
+    Str(String),
+    /// Stored as a DynamoDB number.
+    Int(i64),
+    /// Stored as a DynamoDB boolean.
+    Bool(bool),
+}
+
+impl From<&str> for SyncValue {
+    fn from(value: &str) -> Self {
+        SyncValue::Str(value.to_owned())
+    }
+}
+
+impl From<i64> for SyncValue {
+    fn from(value: i64) -> Self {
+        SyncValue::Int(value)
+    }
+}
+
+impl From<bool> for SyncValue {
+    fn from(value: bool) -> Self {
+        SyncValue::Bool(value)
+    }
+}
+
+/// Where the table name comes from.
+#[derive(Clone, Debug)]
+pub enum Table {
+    /// Fixed when the binary was built (`table = env!("CONNECTIONS_TABLE")` or a literal).
+    Named(String),
+    /// Read from an environment variable when the process starts
+    /// (`table = lawcket::table_from_env("CONNECTIONS_TABLE")`).
+    FromEnv(&'static str),
+}
+
+impl From<&str> for Table {
+    fn from(name: &str) -> Self {
+        Table::Named(name.to_owned())
+    }
+}
+
+impl From<String> for Table {
+    fn from(name: String) -> Self {
+        Table::Named(name)
+    }
+}
+
+/// What `table = ...` accepts: a string (a literal or `env!("VAR")`) or a
+/// [`Table`] (such as [`table_from_env`]).
+#[diagnostic::on_unimplemented(
+    message = "`table` must be a string or `lawcket::table_from_env(\"VAR\")`, not `{Self}`",
+    label = "not a table name",
+    note = "write `table = env!(\"CONNECTIONS_TABLE\")` (read when building) or `table = lawcket::table_from_env(\"CONNECTIONS_TABLE\")` (read when the process starts)"
+)]
+pub trait IntoTable {
+    /// The table source.
+    fn into_table(self) -> Table;
+}
+
+impl<T: Into<Table>> IntoTable for T {
+    fn into_table(self) -> Table {
+        self.into()
+    }
+}
+
+/// The table name is read from the environment variable `var` once, when the
+/// process starts, instead of at compile time.
+///
+/// ```no_run
+/// #[lawcket::handler(table = lawcket::table_from_env("CONNECTIONS_TABLE"))]
+/// async fn handler() {}
+/// ```
+pub fn table_from_env(var: &'static str) -> Table {
+    Table::FromEnv(var)
+}
+
+impl Table {
+    /// The table name, reading the environment for [`Table::FromEnv`].
+    pub fn resolve(&self) -> Result<String, crate::Error> {
+        let name = match self {
+            Table::Named(name) => name.clone(),
+            Table::FromEnv(var) => std::env::var(var).map_err(|_| {
+                crate::Error::Config(format!(
+                    "the connections table name is read from the environment variable {var}, which is not set"
+                ))
+            })?,
+        };
+        if name.trim().is_empty() {
+            return Err(crate::Error::Config(
+                "the connections table name is empty".into(),
+            ));
+        }
+        Ok(name)
+    }
+}
+
+/// Everything the attribute says, as the runtime reads it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) table: Table,
+    pub(crate) sync: Vec<(String, SyncValue)>,
+    pub(crate) ttl: Duration,
+}
+
+impl Config {
+    /// A configuration for `table` with no sync fields and the default TTL.
+    pub fn new(table: impl IntoTable) -> Self {
+        Config {
+            table: table.into_table(),
+            sync: Vec::new(),
+            ttl: DEFAULT_TTL,
+        }
+    }
+
+    /// Adds a fixed sync field written with every connection.
+    pub fn sync_field(mut self, name: &str, value: impl Into<SyncValue>) -> Self {
+        self.sync.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Sets how long a registry item lives after `$connect` (DynamoDB TTL).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}

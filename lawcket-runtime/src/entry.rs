@@ -1,0 +1,73 @@
+//! The process entry the generated `main` calls: cold-start work once, then
+//! serve Lambda invocations, or run the local gateway outside Lambda.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::endpoint::ENDPOINT_ENV;
+use crate::invocation::Handler;
+use crate::pipeline::Pipeline;
+use crate::registry::{Dynamo, Registry};
+use crate::Error;
+
+/// Runs the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) serves invocations
+/// through lambda_runtime; elsewhere starts the local gateway. Exits the process
+/// with status 1 and a logged reason if it cannot start.
+pub fn main(config: Config, handler: impl Handler) {
+    // Everything past this point is compiled once, here, not in the user's crate.
+    run(config, Box::new(handler))
+}
+
+fn run(config: Config, handler: Box<dyn Handler>) {
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    init_tracing(on_lambda);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(async {
+            if on_lambda {
+                serve_lambda(config, handler).await
+            } else {
+                crate::local::serve(config, handler).await
+            }
+        }),
+        Err(e) => Err(Error::Config(format!("could not start tokio: {e}"))),
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "lawcket stopped");
+        std::process::exit(1);
+    }
+}
+
+async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
+    let table = config.table.resolve()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let registry = Registry::Dynamo(Arc::new(Dynamo::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    )));
+    let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
+    let pipeline = Pipeline::from_boxed(config, registry, sdk, endpoint, handler);
+    // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its
+    // layout out of every enclosing future.
+    Box::pin(crate::lambda::serve(Arc::new(pipeline))).await
+}
+
+fn init_tracing(on_lambda: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL; RUST_LOG otherwise.
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_target(false);
+    // CloudWatch stamps every line and shows no colours.
+    let result = if on_lambda {
+        builder.without_time().with_ansi(false).try_init()
+    } else {
+        builder.try_init()
+    };
+    drop(result); // A subscriber installed by the user first wins.
+}

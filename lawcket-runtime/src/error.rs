@@ -1,0 +1,143 @@
+//! The one error type of lawcket.
+
+use std::fmt;
+
+/// A boxed error from user code (a handler, middleware or plugin).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong between an API Gateway event and its response.
+///
+/// Each variant's message says what happened and, where there is one, what to do
+/// about it. Match on the variant to react (for example [`Error::Gone`] after a
+/// post to a connection that has already left).
+///
+/// ```
+/// let error = lawcket::Error::reject(403, "unknown api key");
+/// assert_eq!(error.status(), 403);
+/// assert_eq!(error.to_string(), "refused with status 403: unknown api key");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The invocation payload is not an API Gateway WebSocket event lawcket can serve.
+    #[error("malformed event: {0}")]
+    MalformedEvent(String),
+
+    /// `isBase64Encoded` was set but the body is not valid base64.
+    #[error("message body is marked isBase64Encoded but is not valid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+
+    /// The message body is larger than API Gateway ever delivers.
+    #[error("message body of {size} bytes is over the {limit}-byte limit")]
+    TooLarge {
+        /// Size of the decoded body in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// The body could not be read as the type the caller asked for.
+    #[error("message body does not fit `{target}`: {source}")]
+    Body {
+        /// The Rust type that was asked for.
+        target: &'static str,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value to publish could not be serialised to JSON.
+    #[error("could not serialise the message to JSON: {0}")]
+    Serialize(#[source] serde_json::Error),
+
+    /// A DynamoDB call on the connections table failed.
+    #[error("DynamoDB {operation} on table `{table}` failed: {message}")]
+    Registry {
+        /// The table lawcket was configured with.
+        table: String,
+        /// The DynamoDB operation (PutItem, DeleteItem, ...).
+        operation: &'static str,
+        /// What went wrong, with a hint where one helps.
+        message: String,
+    },
+
+    /// The connection has gone away (API Gateway answered 410 Gone). lawcket has
+    /// already released it from the connections table.
+    #[error("connection {connection_id} is gone (410 Gone); it was released from the connections table")]
+    Gone {
+        /// The connection that is gone.
+        connection_id: String,
+    },
+
+    /// A call to the API Gateway management API (`@connections`) failed for a reason
+    /// other than 410 Gone. The connection is kept.
+    #[error("posting to connection {connection_id} through {endpoint} failed: {message}")]
+    Post {
+        /// The connection the message was for.
+        connection_id: String,
+        /// The management endpoint used.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The request was refused on purpose (by a handler or middleware). On `$connect`
+    /// this refuses the WebSocket handshake with `status`.
+    #[error("refused with status {status}: {message}")]
+    Rejected {
+        /// HTTP status for the refusal (4xx or 5xx).
+        status: u16,
+        /// Why, for logs and the response body.
+        message: String,
+    },
+
+    /// lawcket was configured in a way it cannot run with.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The handler, a middleware or a plugin returned an error of its own.
+    #[error("{context} failed: {source}")]
+    Handler {
+        /// Which part of the user's code failed.
+        context: String,
+        /// The user's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Refuses the request with an HTTP status (e.g. 401 or 403) and a reason.
+    ///
+    /// Returned from a handler or middleware on `$connect`, it refuses the
+    /// WebSocket handshake with that status and nothing is stored.
+    pub fn reject(status: u16, message: impl fmt::Display) -> Self {
+        Error::Rejected {
+            status,
+            message: message.to_string(),
+        }
+    }
+
+    /// The HTTP status this error answers with: the rejection's own status,
+    /// 400 for a request lawcket could not read, 500 for everything else.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Rejected { status, .. } => *status,
+            Error::MalformedEvent(_) | Error::Base64(_) | Error::Body { .. } => 400,
+            Error::TooLarge { .. } => 413,
+            _ => 500,
+        }
+    }
+
+    /// Turns a user error into an [`Error`], keeping a lawcket [`Error`] as it is
+    /// (so `Error::reject` survives a trip through `Box<dyn Error>`).
+    pub(crate) fn from_user(context: &str, error: BoxError) -> Self {
+        match error.downcast::<Error>() {
+            Ok(own) => *own,
+            Err(source) => Error::Handler {
+                context: context.to_owned(),
+                source,
+            },
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What the generated code hands the user's fn: [`Invocation`], resolved into
+//! parameters through [`FromInvocation`], and the fn's result read back through
+//! [`HandlerOutput`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::BoxError;
+use crate::{Connection, Event, Kind, Publish};
+
+/// One event on its way to the handler.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub(crate) event: Event,
+    pub(crate) connection: Connection,
+    pub(crate) publish: Option<Publish>,
+}
+
+impl Invocation {
+    /// The event being served.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// The connection the event belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The publisher (MESSAGE events only).
+    pub fn publish(&self) -> Option<&Publish> {
+        self.publish.as_ref()
+    }
+}
+
+/// A type a handler can take as a parameter.
+#[diagnostic::on_unimplemented(
+    message = "a lawcket handler cannot take a parameter of type `{Self}`",
+    label = "lawcket cannot provide this",
+    note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`"
+)]
+pub trait FromInvocation: Sized {
+    /// Takes the value out of the invocation.
+    fn from_invocation(invocation: &Invocation) -> Self;
+}
+
+impl FromInvocation for Event {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.event.clone()
+    }
+}
+
+impl FromInvocation for Connection {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.connection.clone()
+    }
+}
+
+impl FromInvocation for Option<Publish> {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.publish.clone()
+    }
+}
+
+impl FromInvocation for Kind {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.connection.kind()
+    }
+}
+
+/// What a handler may return: `()` or `Result<(), E>` with any error that
+/// converts into `Box<dyn Error + Send + Sync>` (`lawcket::Error`, `anyhow::Error`,
+/// `std::io::Error`, `String`, ...).
+#[diagnostic::on_unimplemented(
+    message = "a lawcket handler cannot return `{Self}`",
+    label = "return `()` or `Result<(), E>` here",
+    note = "`E` may be `lawcket::Error` or any error that converts into `Box<dyn std::error::Error + Send + Sync>`"
+)]
+pub trait HandlerOutput {
+    /// The outcome as the pipeline reads it.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl HandlerOutput for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> HandlerOutput for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The future a [`Handler`] returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+/// The user's fn as the pipeline calls it. Implemented for every
+/// `Fn(Invocation) -> impl Future<Output = Result<(), BoxError>>`.
+pub trait Handler: Send + Sync + 'static {
+    /// Runs the handler for one invocation.
+    fn call(&self, invocation: Invocation) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    fn call(&self, invocation: Invocation) -> HandlerFuture {
+        Box::pin(self(invocation))
+    }
+}

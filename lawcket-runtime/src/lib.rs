@@ -1,0 +1,28 @@
+// lambda_runtime's service stack is a deep future type; computing its layout needs
+// more than the default depth. It stays inside this crate (see `entry`).
+#![recursion_limit = "256"]
+//! The runtime behind `#[lawcket::handler]`. Use it through the `lawcket` crate;
+//! this crate's API is re-exported there.
+
+mod config;
+mod connection;
+mod endpoint;
+mod entry;
+mod error;
+mod event;
+mod invocation;
+mod lambda;
+mod local;
+mod pipeline;
+mod publish;
+pub mod registry;
+
+pub use config::{table_from_env, Config, IntoTable, SyncValue, Table, DEFAULT_TTL, RESERVED_ATTRIBUTES};
+pub use connection::{Connection, Kind};
+pub use endpoint::{management_endpoint, ENDPOINT_ENV};
+pub use entry::main;
+pub use error::{BoxError, Error};
+pub use event::{Body, Event, MAX_MESSAGE_BYTES};
+pub use invocation::{FromInvocation, Handler, HandlerFuture, HandlerOutput, Invocation};
+pub use pipeline::Pipeline;
+pub use publish::Publish;
