@@ -1,0 +1,184 @@
+//! End to end on the Lambda path: the `echo` example binary runs as a child
+//! process with AWS_LAMBDA_RUNTIME_API pointing at a Runtime API served here, so
+//! the real lambda_runtime client handles each invocation; DynamoDB is moto;
+//! posts go to a `@connections` endpoint served here.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use support::connections::Connections;
+use support::runtime_api::{Outcome, RuntimeApi};
+use support::{fixture, moto};
+
+const TABLE: &str = env!("CONNECTIONS_TABLE");
+const ID: &str = "0PYxyh3bqNs7z8s=";
+
+/// The example binary, built by `cargo test` (or built here when a single test
+/// target was asked for).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
+}
+
+struct Function {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Function {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- function log ---\n{}", self.log());
+        }
+    }
+}
+
+fn spawn(name: &str, env: Vec<(&'static str, String)>) -> Function {
+    let log = std::env::temp_dir().join(format!("lawcket-{name}-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(example(name))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(env)
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    Function { child, log }
+}
+
+async fn item(client: &aws_sdk_dynamodb::Client, id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    client
+        .get_item()
+        .table_name(TABLE)
+        .key("connectionId", AttributeValue::S(id.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+fn status(outcome: &Outcome) -> i64 {
+    match outcome {
+        Outcome::Response(body) => body["statusCode"].as_i64().unwrap(),
+        Outcome::Error(e) => panic!("expected a response, the function answered an error: {e}"),
+    }
+}
+
+fn error_type(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Error(e) => e["errorType"].as_str().unwrap().to_owned(),
+        Outcome::Response(r) => panic!("expected an error, got response {r}"),
+    }
+}
+
+#[tokio::test]
+async fn echo_binary_serves_real_invocations() {
+    let moto = moto::start();
+    let dynamo = moto.client().await;
+    moto::create_table(&dynamo, TABLE).await;
+    let runtime = RuntimeApi::start().await;
+    let connections = Connections::start().await;
+
+    let mut env = runtime.env();
+    env.extend(moto.env());
+    env.push(("LAWCKET_MANAGEMENT_ENDPOINT", connections.url.clone()));
+    let function = spawn("echo", env);
+
+    // CONNECT: stored with every attribute before the handler answers.
+    let before = now_secs();
+    let outcome = runtime.invoke(fixture("connect.json")).await;
+    assert_eq!(status(&outcome), 200, "{}", function.log());
+    let stored = item(&dynamo, ID).await.expect("connection stored on $connect");
+    assert_eq!(stored["domainName"], AttributeValue::S("abc123defg.execute-api.us-east-1.amazonaws.com".into()));
+    assert_eq!(stored["stage"], AttributeValue::S("prod".into()));
+    assert_eq!(stored["channel"], AttributeValue::S("#general".into()));
+    assert_eq!(stored["connectedAt"], AttributeValue::N("1795606853439".into()));
+    let ttl: u64 = stored["ttl"].as_n().unwrap().parse().unwrap();
+    let default_ttl = lawcket::DEFAULT_TTL.as_secs();
+    assert!(
+        (before + default_ttl..=now_secs() + default_ttl).contains(&ttl),
+        "ttl {ttl} should be now + {default_ttl}"
+    );
+
+    // MESSAGE (JSON): the handler's answer reaches @connections, signed by the SDK.
+    let outcome = runtime.invoke(fixture("message-json.json")).await;
+    assert_eq!(status(&outcome), 200, "{}", function.log());
+    let posts = connections.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].connection_id, ID);
+    let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(body, json!({ "echo": { "action": "sendmessage", "data": "hi" }, "from": ID }));
+    assert!(posts[0].authorization.as_deref().unwrap_or("").starts_with("AWS4-HMAC-SHA256"));
+
+    // MESSAGE (binary, base64): decoded and echoed as bytes.
+    let outcome = runtime.invoke(fixture("message-binary.json")).await;
+    assert_eq!(status(&outcome), 200, "{}", function.log());
+    assert_eq!(connections.posts()[1].body, (0u8..=255).collect::<Vec<u8>>());
+
+    // A malformed event is a typed error, and the function keeps serving.
+    let outcome = runtime.invoke(json!({ "hello": "world" })).await;
+    assert_eq!(error_type(&outcome), "lawcket::Error::MalformedEvent");
+    let mut bad_base64 = fixture("message-binary.json");
+    bad_base64["body"] = json!("not base64!");
+    assert_eq!(error_type(&runtime.invoke(bad_base64).await), "lawcket::Error::Base64");
+
+    // 410 Gone on the post: the connection is released from the table.
+    connections.mark_gone(ID);
+    let outcome = runtime.invoke(fixture("message-json.json")).await;
+    assert_eq!(error_type(&outcome), "lawcket::Error::Gone");
+    assert!(item(&dynamo, ID).await.is_none(), "gone connection released");
+
+    // DISCONNECT releases the item.
+    assert_eq!(status(&runtime.invoke(fixture("connect.json")).await), 200);
+    assert!(item(&dynamo, ID).await.is_some());
+    assert_eq!(status(&runtime.invoke(fixture("disconnect.json")).await), 200);
+    assert!(item(&dynamo, ID).await.is_none(), "released on $disconnect");
+    assert_eq!(runtime.init_error(), None);
+}
+
+#[tokio::test]
+async fn missing_table_refuses_the_connection_and_names_the_table() {
+    let moto = moto::start(); // a fresh moto: no table at all
+    let runtime = RuntimeApi::start().await;
+    let mut env = runtime.env();
+    env.extend(moto.env());
+    let function = spawn("echo", env);
+
+    let outcome = runtime.invoke(fixture("connect.json")).await;
+    let Outcome::Response(response) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(response["statusCode"], 500, "{}", function.log());
+    let body = response["body"].as_str().unwrap();
+    assert!(body.contains(&format!("table `{TABLE}`")), "{body}");
+    assert!(body.contains("does not exist"), "{body}");
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -1,0 +1,134 @@
+//! moto's server: a real DynamoDB wire endpoint on 127.0.0.1, one per test binary.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+
+pub struct Moto {
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Closing the pipe ends `read` in the wrapper, which kills moto.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// How to get moto, for failure messages.
+const HOW: &str = "run the tests with `scripts/test.sh` (it installs moto into .venv), \
+    or `python3 -m venv .venv && .venv/bin/pip install 'moto[dynamodb]' flask flask-cors`";
+
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("LAWCKET_MOTO_SERVER") {
+        return path.into();
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server")
+}
+
+/// The moto server of this test process, started on first use. Statics are not
+/// dropped at exit, so the child is started with a parent-death guard: it exits
+/// when its stdin (a pipe held by this process) closes.
+pub fn shared() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(start)
+}
+
+pub fn start() -> Moto {
+    let binary = binary();
+    assert!(
+        binary.exists(),
+        "moto_server not found at {}: {HOW}",
+        binary.display()
+    );
+    let port = super::free_port();
+    // moto ignores stdin; `sh -c` with `read` makes it die with this process.
+    let script = format!(
+        "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
+        binary.display()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {HOW}", binary.display()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on 127.0.0.1:{port} within 20 s; {HOW}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        child,
+    }
+}
+
+impl Moto {
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "lawcket-tests",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+
+    /// Environment for a child process that should use this moto.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+    }
+}
+
+/// Creates a connections table (hash key `connectionId`) named `name`.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("connectionId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("connectionId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+}
+
+/// A table name no other test uses.
+pub fn unique_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
