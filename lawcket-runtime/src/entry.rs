@@ -19,6 +19,10 @@ pub fn main(config: Config, handler: impl Handler) {
 }
 
 fn run(config: Config, handler: Box<dyn Handler>) {
+    // trybuild runs pass cases; this lets them check the generated main without serving.
+    if std::env::var_os("LAWCKET_CHECK_ONLY").is_some() {
+        return;
+    }
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(on_lambda);
     let runtime = tokio::runtime::Builder::new_multi_thread()
