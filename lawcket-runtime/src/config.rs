@@ -122,6 +122,7 @@ pub struct Config {
     pub(crate) table: Table,
     pub(crate) sync: Vec<(String, SyncValue)>,
     pub(crate) ttl: Duration,
+    pub(crate) local_page: Option<&'static str>,
 }
 
 impl Config {
@@ -131,6 +132,7 @@ impl Config {
             table: table.into_table(),
             sync: Vec::new(),
             ttl: DEFAULT_TTL,
+            local_page: None,
         }
     }
 
@@ -143,6 +145,12 @@ impl Config {
     /// Sets how long a registry item lives after `$connect` (DynamoDB TTL).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// The HTML page the local gateway serves at `/` (never used on Lambda).
+    pub fn local_page(mut self, html: &'static str) -> Self {
+        self.local_page = Some(html);
         self
     }
 }

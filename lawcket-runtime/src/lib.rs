@@ -12,7 +12,7 @@ mod error;
 mod event;
 mod invocation;
 mod lambda;
-mod local;
+pub mod local;
 mod pipeline;
 mod publish;
 pub mod registry;

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod connections;
+pub mod gateway;
 pub mod moto;
 pub mod runtime_api;
 

@@ -1,0 +1,197 @@
+//! The HTTP side of the local gateway: the WebSocket handshake (`$connect`),
+//! the `@connections` management API, and the page at `/`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::mpsc;
+
+use super::clock::{iso8601, now_ms, random_id};
+use super::events::{self, Peer};
+use super::socket;
+use super::Settings;
+use crate::pipeline::Pipeline;
+
+/// What the management API asks of a live connection.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Data(Vec<u8>),
+    Close,
+}
+
+pub(crate) struct Live {
+    pub(crate) tx: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) peer: Peer,
+    pub(crate) last_active: i64,
+}
+
+pub(crate) struct Gateway {
+    pub(crate) settings: Settings,
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) live: Mutex<HashMap<String, Live>>,
+}
+
+impl Gateway {
+    pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
+    let manage = get(info).post(post).delete(delete);
+    Router::new()
+        .route("/", get(root))
+        .route("/@connections/{id}", manage.clone())
+        .route("/{stage}/@connections/{id}", manage)
+        .with_state(gateway)
+}
+
+/// A WebSocket handshake runs `$connect`; a plain GET gets the page.
+async fn root(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return page(&gateway.settings);
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let peer = Peer {
+        connection_id: random_id(),
+        connected_at: now_ms(),
+        source_ip: remote.ip().to_string(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned),
+        domain_name: host.split(':').next().unwrap_or(host).to_owned(),
+        stage: gateway.settings.stage.clone(),
+    };
+    let request = events::connect(&peer, &headers, uri.query());
+    let response = match gateway.pipeline.run(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "$connect failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+        }
+    };
+    if !(200..300).contains(&response.status_code) {
+        let status = u16::try_from(response.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match response.body {
+            Some(aws_lambda_events::encodings::Body::Text(text)) => text,
+            _ => String::new(),
+        };
+        return (status, body).into_response();
+    }
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    gateway.live().insert(
+        peer.connection_id.clone(),
+        Live {
+            tx: tx.clone(),
+            peer: peer.clone(),
+            last_active: peer.connected_at,
+        },
+    );
+    tracing::info!(connection_id = %peer.connection_id, "connected");
+    let failed = (Arc::clone(&gateway), peer.clone());
+    upgrade
+        .max_frame_size(gateway.settings.max_frame_bytes)
+        .max_message_size(gateway.settings.max_message_bytes)
+        .on_failed_upgrade(move |error| {
+            let (gateway, peer) = failed;
+            tracing::warn!(%error, "WebSocket upgrade failed after $connect");
+            tokio::spawn(async move { socket::disconnected(&gateway, &peer, 1006, "Upgrade failed").await });
+        })
+        .on_upgrade(move |ws| socket::run(gateway, peer, ws, tx, rx))
+}
+
+fn page(settings: &Settings) -> Response {
+    Html(settings.page.unwrap_or(DEFAULT_PAGE)).into_response()
+}
+
+const DEFAULT_PAGE: &str = include_str!("console.html");
+
+fn id(params: &HashMap<String, String>) -> &str {
+    params.get("id").map(String::as_str).unwrap_or("")
+}
+
+fn gone() -> Response {
+    (
+        StatusCode::GONE,
+        [("x-amzn-ErrorType", "GoneException"), ("content-type", "application/json")],
+        r#"{"message":null}"#,
+    )
+        .into_response()
+}
+
+/// `POST @connections/{id}`: send data to the client.
+async fn post(
+    State(gateway): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if body.len() > gateway.settings.max_message_bytes {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [("x-amzn-ErrorType", "PayloadTooLargeException")],
+            format!(r#"{{"message":"Message of {} bytes is over the {} byte limit"}}"#, body.len(), gateway.settings.max_message_bytes),
+        )
+            .into_response();
+    }
+    let live = gateway.live();
+    match live.get(id(&params)) {
+        Some(conn) if conn.tx.send(Outgoing::Data(body.to_vec())).is_ok() => StatusCode::OK.into_response(),
+        _ => gone(),
+    }
+}
+
+/// `GET @connections/{id}`: what API Gateway knows of the connection.
+async fn info(State(gateway): State<Arc<Gateway>>, Path(params): Path<HashMap<String, String>>) -> Response {
+    let live = gateway.live();
+    let Some(conn) = live.get(id(&params)) else {
+        return gone();
+    };
+    let body = serde_json::json!({
+        "ConnectedAt": iso8601(conn.peer.connected_at),
+        "Identity": { "SourceIp": conn.peer.source_ip, "UserAgent": conn.peer.user_agent },
+        "LastActiveAt": iso8601(conn.last_active),
+    });
+    ([("content-type", "application/json")], body.to_string()).into_response()
+}
+
+/// `DELETE @connections/{id}`: close the connection (its `$disconnect` follows).
+async fn delete(State(gateway): State<Arc<Gateway>>, Path(params): Path<HashMap<String, String>>) -> Response {
+    let live = gateway.live();
+    match live.get(id(&params)) {
+        Some(conn) if conn.tx.send(Outgoing::Close).is_ok() => StatusCode::NO_CONTENT.into_response(),
+        _ => gone(),
+    }
+}
+
+/// API Gateway's answer to a client whose message made the integration fail.
+pub(crate) fn internal_error(connection_id: &str) -> Vec<u8> {
+    serde_json::json!({
+        "message": "Internal server error",
+        "connectionId": connection_id,
+        "requestId": random_id(),
+    })
+    .to_string()
+    .into_bytes()
+}

@@ -1,0 +1,114 @@
+//! How the local gateway behaves, read from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::Error;
+
+/// Settings of the local gateway. [`Settings::from_env`] reads them from the
+/// variables below; the defaults are API Gateway's own limits.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `LAWCKET_LOCAL_ADDR` | `127.0.0.1:3001` | address to listen on |
+/// | `LAWCKET_LOCAL_STAGE` | `local` | `requestContext.stage` |
+/// | `LAWCKET_LOCAL_ROUTE_SELECTION` | `$request.body.action` | route selection expression |
+/// | `LAWCKET_LOCAL_ROUTES` | (none) | comma-separated custom route keys, `*` for any; others go to `$default` |
+/// | `LAWCKET_LOCAL_IDLE_TIMEOUT` | `600` | seconds without a client message before closing |
+/// | `LAWCKET_LOCAL_MAX_DURATION` | `7200` | seconds before any connection is closed |
+/// | `LAWCKET_LOCAL_REGISTRY` | `memory` | `memory`, or `dynamodb` for the configured table |
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Stage name in events.
+    pub stage: String,
+    /// Path into a JSON body for route selection (`$request.body.action` → `["action"]`).
+    pub route_selection: Vec<String>,
+    /// Custom route keys; `None` means every selected value is a route.
+    pub routes: Option<Vec<String>>,
+    /// Close after this long without a client message (API Gateway: 10 minutes).
+    pub idle_timeout: Duration,
+    /// Close every connection after this long (API Gateway: 2 hours).
+    pub max_duration: Duration,
+    /// Largest frame accepted (API Gateway: 32 KiB).
+    pub max_frame_bytes: usize,
+    /// Largest message accepted (API Gateway: 128 KiB).
+    pub max_message_bytes: usize,
+    /// Page served at `/` to plain HTTP requests.
+    pub page: Option<&'static str>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            stage: "local".into(),
+            route_selection: vec!["action".into()],
+            routes: Some(Vec::new()),
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_duration: Duration::from_secs(2 * 60 * 60),
+            max_frame_bytes: 32 * 1024,
+            max_message_bytes: 128 * 1024,
+            page: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults overridden by the `LAWCKET_LOCAL_*` variables.
+    pub fn from_env() -> Result<Self, Error> {
+        let mut settings = Settings::default();
+        if let Some(addr) = var("LAWCKET_LOCAL_ADDR") {
+            settings.addr = addr.parse().map_err(|e| {
+                Error::Config(format!("LAWCKET_LOCAL_ADDR={addr:?} is not an address like 127.0.0.1:3001: {e}"))
+            })?;
+        }
+        if let Some(stage) = var("LAWCKET_LOCAL_STAGE") {
+            settings.stage = stage;
+        }
+        if let Some(expression) = var("LAWCKET_LOCAL_ROUTE_SELECTION") {
+            settings.route_selection = route_selection(&expression)?;
+        }
+        if let Some(routes) = var("LAWCKET_LOCAL_ROUTES") {
+            settings.routes = match routes.trim() {
+                "*" => None,
+                list => Some(list.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect()),
+            };
+        }
+        if let Some(secs) = var("LAWCKET_LOCAL_IDLE_TIMEOUT") {
+            settings.idle_timeout = seconds("LAWCKET_LOCAL_IDLE_TIMEOUT", &secs)?;
+        }
+        if let Some(secs) = var("LAWCKET_LOCAL_MAX_DURATION") {
+            settings.max_duration = seconds("LAWCKET_LOCAL_MAX_DURATION", &secs)?;
+        }
+        Ok(settings)
+    }
+}
+
+/// `$request.body.a.b` → `["a", "b"]`.
+pub fn route_selection(expression: &str) -> Result<Vec<String>, Error> {
+    let path = expression
+        .strip_prefix("$request.body.")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "route selection expression {expression:?} is not supported; use `$request.body.<field>`"
+            ))
+        })?;
+    Ok(path.split('.').map(str::to_owned).collect())
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn seconds(name: &str, value: &str) -> Result<Duration, Error> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| Error::Config(format!("{name}={value:?} is not a positive number of seconds")))
+}

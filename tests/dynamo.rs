@@ -1,0 +1,125 @@
+//! The registry against moto's DynamoDB server, through the real pipeline.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_sdk_dynamodb::types::AttributeValue;
+use lawcket::Error;
+use lawcket_runtime::registry::{Dynamo, Registry};
+use lawcket_runtime::{BoxError, Config, Invocation, Kind, Pipeline};
+use support::{fixture, moto};
+
+const ID: &str = "0PYxyh3bqNs7z8s=";
+
+fn event(name: &str) -> ApiGatewayWebsocketProxyRequest {
+    serde_json::from_value(fixture(name)).unwrap()
+}
+
+async fn pipeline(
+    table: &str,
+    config: Config,
+    answer: fn(Kind) -> Result<(), BoxError>,
+) -> (Pipeline, aws_sdk_dynamodb::Client) {
+    let moto = moto::shared();
+    let client = moto.client().await;
+    let registry = Registry::Dynamo(Arc::new(Dynamo::new(client.clone(), table)));
+    let handler = move |invocation: Invocation| async move { answer(invocation.connection().kind()) };
+    let pipeline = Pipeline::new(config, registry, moto.sdk_config().await, None, handler);
+    (pipeline, client)
+}
+
+async fn get(client: &aws_sdk_dynamodb::Client, table: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("connectionId", AttributeValue::S(ID.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test]
+async fn sync_fields_keep_their_types_and_ttl_is_configurable() {
+    let table = moto::unique_table("types");
+    let config = Config::new(table.as_str())
+        .sync_field("channel", "#general")
+        .sync_field("level", 3)
+        .sync_field("debt", -7)
+        .sync_field("admin", false)
+        .ttl(Duration::from_secs(600));
+    let (pipeline, client) = pipeline(&table, config, |_| Ok(())).await;
+    moto::create_table(&client, &table).await;
+
+    let response = pipeline.run(event("connect.json")).await.unwrap();
+    assert_eq!(response.status_code, 200);
+    let item = get(&client, &table).await.expect("stored");
+    assert_eq!(item["channel"], AttributeValue::S("#general".into()));
+    assert_eq!(item["level"], AttributeValue::N("3".into()));
+    assert_eq!(item["debt"], AttributeValue::N("-7".into()));
+    assert_eq!(item["admin"], AttributeValue::Bool(false));
+    assert_eq!(item["connectionId"], AttributeValue::S(ID.into()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    assert!((ttl - (now + 600)).abs() <= 2, "ttl {ttl}, now {now}");
+    assert_eq!(item.len(), 9, "exactly the declared attributes: {item:?}");
+
+    pipeline.run(event("disconnect.json")).await.unwrap();
+    assert!(get(&client, &table).await.is_none(), "deleted on $disconnect");
+}
+
+#[tokio::test]
+async fn a_failed_connect_handler_leaves_nothing_in_the_table() {
+    let table = moto::unique_table("refused");
+    let (pipeline, client) = pipeline(&table, Config::new(table.as_str()), |kind| match kind {
+        Kind::Connect => Err(Error::reject(403, "banned").into()),
+        _ => Ok(()),
+    })
+    .await;
+    moto::create_table(&client, &table).await;
+    let response = pipeline.run(event("connect.json")).await.unwrap();
+    assert_eq!(response.status_code, 403);
+    assert!(get(&client, &table).await.is_none());
+}
+
+#[tokio::test]
+async fn a_missing_table_refuses_the_connection_before_the_handler() {
+    let table = moto::unique_table("never-created");
+    let (pipeline, _) = pipeline(&table, Config::new(table.as_str()), |_| {
+        panic!("the handler must not run when the connection could not be stored")
+    })
+    .await;
+    let response = pipeline.run(event("connect.json")).await.unwrap();
+    assert_eq!(response.status_code, 500);
+    let body = format!("{:?}", response.body);
+    assert!(body.contains(&format!("PutItem on table `{table}`")), "{body}");
+    assert!(body.contains("does not exist"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_a_clear_error() {
+    let port = support::free_port(); // nothing listens there
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "t"))
+        .load()
+        .await;
+    let registry = Registry::Dynamo(Arc::new(Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), "t")));
+    let handler = |_: Invocation| async { Ok::<(), BoxError>(()) };
+    let pipeline = Pipeline::new(Config::new("t"), registry, sdk, None, handler);
+    let response = pipeline.run(event("connect.json")).await.unwrap();
+    assert_eq!(response.status_code, 500);
+    let body = format!("{:?}", response.body);
+    assert!(body.contains("table `t`") && body.contains("could not be reached"), "{body}");
+
+    let err = pipeline.run(event("disconnect.json")).await.unwrap_err();
+    assert!(matches!(err, Error::Registry { operation: "DeleteItem", .. }), "{err}");
+}

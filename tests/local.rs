@@ -1,0 +1,230 @@
+//! The local gateway with real WebSocket clients (tokio-tungstenite): API
+//! Gateway's event shapes, limits, timeouts and `@connections` semantics.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use lawcket::{Error, Kind};
+use lawcket_runtime::local::Settings;
+use lawcket_runtime::{BoxError, Config, Invocation};
+use support::gateway::{close_code, eventually, next_text, Local};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+#[derive(Clone, Debug)]
+struct Seen {
+    kind: Kind,
+    id: String,
+    route: String,
+    disconnect_code: Option<i64>,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// A handler that records every event and acts on `{"action": ...}` messages:
+/// `echo` answers the sender, `fail` fails, `send` posts to `to`.
+async fn start(settings: Settings) -> (Local, Log) {
+    let log: Log = Arc::default();
+    let record = Arc::clone(&log);
+    let handler = move |invocation: Invocation| {
+        let record = Arc::clone(&record);
+        async move {
+            let connection = invocation.connection().clone();
+            record.lock().unwrap().push(Seen {
+                kind: connection.kind(),
+                id: connection.id().to_owned(),
+                route: connection.route_key().to_owned(),
+                disconnect_code: invocation.event().request().request_context.disconnect_status_code,
+            });
+            let event = invocation.event();
+            if connection.kind() == Kind::Connect && event.query("token") == Some("bad") {
+                return Err(Error::reject(403, "bad token").into());
+            }
+            let Some(publish) = invocation.publish() else { return Ok(()) };
+            let message: serde_json::Value = event.json().unwrap_or_default();
+            match message["action"].as_str() {
+                Some("echo") => publish.send(&message["data"]).await?,
+                Some("fail") => return Err::<(), BoxError>("the handler failed on purpose".into()),
+                Some("send") => {
+                    let to = message["to"].as_str().unwrap();
+                    if let Err(error) = publish.to(to, &message["data"]).await {
+                        publish.send(&format!("error: {error}")).await?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    };
+    let local = Local::start(Config::new("unused"), settings, handler).await;
+    (local, log)
+}
+
+fn ids(log: &Log, kind: Kind) -> Vec<String> {
+    log.lock().unwrap().iter().filter(|s| s.kind == kind).map(|s| s.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn connect_message_disconnect_round_trip() {
+    let (local, log) = start(Settings::default()).await;
+    let mut client = local.connect("?channel=%23general").await.unwrap();
+    let id = ids(&log, Kind::Connect).pop().expect("$connect ran");
+    assert_eq!(id.len(), 16, "{id}");
+    assert!(local.memory.get(&id).is_some(), "stored on $connect");
+
+    client.send(Message::text(r#"{"action":"echo","data":"hi"}"#)).await.unwrap();
+    assert_eq!(next_text(&mut client).await, r#""hi""#);
+    assert_eq!(log.lock().unwrap()[1].route, "$default", "no custom routes by default");
+
+    client.close(None).await.unwrap();
+    eventually("$disconnect ran", || ids(&log, Kind::Close) == [id.clone()]).await;
+    assert!(local.memory.is_empty(), "released on close");
+    let seen = log.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.disconnect_code, Some(1005));
+}
+
+#[tokio::test]
+async fn route_selection_names_declared_routes() {
+    let settings = Settings { routes: Some(vec!["echo".into()]), ..Settings::default() };
+    let (local, log) = start(settings).await;
+    let mut client = local.connect("").await.unwrap();
+    client.send(Message::text(r#"{"action":"echo","data":1}"#)).await.unwrap();
+    assert_eq!(next_text(&mut client).await, "1");
+    client.send(Message::text(r#"{"action":"nope"}"#)).await.unwrap();
+    client.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    eventually("three messages", || ids(&log, Kind::Message).len() == 3).await;
+    let routes: Vec<String> = log.lock().unwrap().iter().filter(|s| s.kind == Kind::Message).map(|s| s.route.clone()).collect();
+    assert!(routes.contains(&"echo".to_owned()));
+    assert_eq!(routes.iter().filter(|r| *r == "$default").count(), 2);
+}
+
+#[tokio::test]
+async fn posts_to_a_closed_connection_answer_410_and_release_it() {
+    let (local, log) = start(Settings::default()).await;
+    let mut sender = local.connect("").await.unwrap();
+    let mut gone = local.connect("").await.unwrap();
+    let connects = ids(&log, Kind::Connect);
+    let (sender_id, gone_id) = (connects[0].clone(), connects[1].clone());
+
+    // Reachable while open: POST delivers, GET describes.
+    let (status, _) = local.http("POST", &format!("/@connections/{gone_id}"), b"direct").await;
+    assert_eq!(status, 200);
+    assert_eq!(next_text(&mut gone).await, "direct");
+    let (status, body) = local.http("GET", &format!("/local/@connections/{gone_id}"), b"").await;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");
+
+    gone.close(None).await.unwrap();
+    eventually("closed", || ids(&log, Kind::Close).len() == 1).await;
+    let (status, _) = local.http("POST", &format!("/@connections/{gone_id}"), b"late").await;
+    assert_eq!(status, 410);
+    let (status, _) = local.http("GET", &format!("/@connections/{gone_id}"), b"").await;
+    assert_eq!(status, 410);
+
+    // Through the publisher: the 410 becomes Error::Gone.
+    let request = serde_json::json!({ "action": "send", "to": gone_id, "data": "x" });
+    sender.send(Message::text(request.to_string())).await.unwrap();
+    let answer = next_text(&mut sender).await;
+    assert!(answer.contains(&format!("connection {gone_id} is gone (410 Gone)")), "{answer}");
+    let _ = sender_id;
+}
+
+#[tokio::test]
+async fn delete_closes_the_connection() {
+    let (local, log) = start(Settings::default()).await;
+    let mut client = local.connect("").await.unwrap();
+    let id = ids(&log, Kind::Connect).pop().unwrap();
+    let (status, _) = local.http("DELETE", &format!("/@connections/{id}"), b"").await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut client).await, 1000);
+    eventually("released", || local.memory.is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_refused_connect_refuses_the_handshake_with_its_status() {
+    let (local, log) = start(Settings::default()).await;
+    let error = local.connect("?token=bad").await.unwrap_err();
+    match error {
+        tungstenite::Error::Http(response) => assert_eq!(response.status(), 403),
+        other => panic!("expected HTTP 403, got {other}"),
+    }
+    assert!(local.memory.is_empty(), "nothing stored for a refused connection");
+    assert_eq!(ids(&log, Kind::Close), Vec::<String>::new(), "no $disconnect for a refused $connect");
+}
+
+#[tokio::test]
+async fn a_failing_message_gets_api_gateways_internal_error() {
+    let (local, _) = start(Settings::default()).await;
+    let mut client = local.connect("").await.unwrap();
+    client.send(Message::text(r#"{"action":"fail"}"#)).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(answer["message"], "Internal server error");
+    assert!(answer["connectionId"].is_string());
+}
+
+#[tokio::test]
+async fn frames_over_32_kib_close_with_1009() {
+    let (local, log) = start(Settings::default()).await;
+    let mut client = local.connect("").await.unwrap();
+    // Just under the limit passes.
+    let fits = format!(r#"{{"action":"echo","data":"{}"}}"#, "a".repeat(32 * 1024 - 40));
+    client.send(Message::text(fits)).await.unwrap();
+    assert_eq!(next_text(&mut client).await.len(), 32 * 1024 - 40 + 2);
+    client.send(Message::binary(vec![0u8; 32 * 1024 + 1])).await.unwrap();
+    assert_eq!(close_code(&mut client).await, 1009);
+    eventually("$disconnect with 1009", || {
+        log.lock().unwrap().iter().any(|s| s.kind == Kind::Close && s.disconnect_code == Some(1009))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn messages_over_128_kib_close_with_1009() {
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tungstenite::protocol::frame::Frame;
+    let (local, _) = start(Settings::default()).await;
+    let mut client = local.connect("").await.unwrap();
+    // Five 30 KiB frames of one message: each frame fits, the message (150 KiB) does not.
+    let chunk = vec![b'x'; 30 * 1024];
+    for i in 0..5 {
+        let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let frame = Frame::message(chunk.clone(), opcode, i == 4);
+        if client.send(Message::Frame(frame)).await.is_err() {
+            break; // the server may already have closed
+        }
+    }
+    assert_eq!(close_code(&mut client).await, 1009);
+    eventually("released", || local.memory.is_empty()).await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_released() {
+    let settings = Settings { idle_timeout: Duration::from_millis(300), ..Settings::default() };
+    let (local, log) = start(settings).await;
+    let mut client = local.connect("").await.unwrap();
+    assert_eq!(close_code(&mut client).await, 1001);
+    eventually("$disconnect after idle timeout", || ids(&log, Kind::Close).len() == 1).await;
+    assert!(local.memory.is_empty());
+}
+
+#[tokio::test]
+async fn connections_end_at_the_maximum_duration() {
+    let settings = Settings { max_duration: Duration::from_millis(300), ..Settings::default() };
+    let (local, _) = start(settings).await;
+    let mut client = local.connect("").await.unwrap();
+    assert_eq!(close_code(&mut client).await, 1001);
+    eventually("released", || local.memory.is_empty()).await;
+}
+
+#[tokio::test]
+async fn an_abrupt_drop_still_disconnects() {
+    let (local, log) = start(Settings::default()).await;
+    let client = local.connect("").await.unwrap();
+    drop(client); // no close frame: the TCP connection just ends
+    eventually("$disconnect after a drop", || ids(&log, Kind::Close).len() == 1).await;
+    assert_eq!(log.lock().unwrap().last().unwrap().disconnect_code, Some(1006));
+    assert!(local.memory.is_empty());
+}

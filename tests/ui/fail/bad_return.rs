@@ -1,0 +1,4 @@
+#[lawcket::handler(table = "connections")]
+async fn handler() -> i32 {
+    0
+}

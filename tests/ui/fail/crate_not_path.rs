@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", crate = "not a path!")]
+async fn handler() {}

@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", sync(channel = "#general", channel = "#random"))]
+async fn handler() {}

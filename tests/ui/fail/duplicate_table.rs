@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", table = "other")]
+async fn handler() {}

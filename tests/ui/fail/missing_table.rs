@@ -1,0 +1,2 @@
+#[lawcket::handler(ttl = 600)]
+async fn handler() {}

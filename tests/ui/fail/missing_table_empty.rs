@@ -1,0 +1,2 @@
+#[lawcket::handler]
+async fn handler() {}

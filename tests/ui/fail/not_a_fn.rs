@@ -1,0 +1,3 @@
+#[lawcket::handler(table = "connections")]
+struct Handler;
+

@@ -1,0 +1,2 @@
+#[lawcket::handler(table = 42)]
+async fn handler() {}

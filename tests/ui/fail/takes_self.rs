@@ -1,0 +1,6 @@
+struct Server;
+
+impl Server {
+    #[lawcket::handler(table = "connections")]
+    async fn handler(&self) {}
+}

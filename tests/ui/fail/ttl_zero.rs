@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", ttl = 0)]
+async fn handler() {}

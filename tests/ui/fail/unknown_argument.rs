@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", tabel = "typo")]
+async fn handler() {}

@@ -1,0 +1,4 @@
+#[lawcket::handler(table = "connections")]
+async fn handler(connection: lawcket::Connection) {
+    let _ = connection.id();
+}

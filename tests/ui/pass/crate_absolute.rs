@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", crate = "::lawcket")]
+async fn handler() {}

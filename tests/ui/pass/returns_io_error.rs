@@ -1,0 +1,4 @@
+#[lawcket::handler(table = "connections")]
+async fn handler() -> Result<(), std::io::Error> {
+    Ok(())
+}

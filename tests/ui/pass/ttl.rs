@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", ttl = 600)]
+async fn handler() {}
