@@ -123,6 +123,8 @@ pub struct Config {
     pub(crate) sync: Vec<(String, SyncValue)>,
     pub(crate) ttl: Duration,
     pub(crate) local_page: Option<&'static str>,
+    pub(crate) indexes: Vec<(String, String)>,
+    pub(crate) concurrency: usize,
 }
 
 impl Config {
@@ -133,6 +135,8 @@ impl Config {
             sync: Vec::new(),
             ttl: DEFAULT_TTL,
             local_page: None,
+            indexes: Vec::new(),
+            concurrency: crate::publisher::DEFAULT_CONCURRENCY,
         }
     }
 
@@ -148,9 +152,36 @@ impl Config {
         self
     }
 
+    /// Declares a global secondary index on the sync field `field`: mass
+    /// publishes matching that field Query it instead of scanning the table.
+    pub fn index(mut self, field: &str, index: &str) -> Self {
+        self.indexes.push((field.to_owned(), index.to_owned()));
+        self
+    }
+
+    /// Posts in flight at once during a mass publish.
+    pub fn concurrency(mut self, posts: usize) -> Self {
+        self.concurrency = posts.max(1);
+        self
+    }
+
     /// The HTML page the local gateway serves at `/` (never used on Lambda).
     pub fn local_page(mut self, html: &'static str) -> Self {
         self.local_page = Some(html);
         self
+    }
+}
+
+impl Config {
+    /// The DynamoDB registry this configuration describes.
+    pub(crate) fn dynamo(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+    ) -> crate::registry::Dynamo {
+        self.indexes.iter().fold(
+            crate::registry::Dynamo::new(client, table),
+            |d, (field, index)| d.with_index(field.as_str(), index.as_str()),
+        )
     }
 }

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::endpoint::ENDPOINT_ENV;
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
-use crate::registry::{Dynamo, Registry};
+use crate::registry::Registry;
 use crate::Error;
 
 /// Runs the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) serves invocations
@@ -47,10 +47,9 @@ fn run(config: Config, handler: Box<dyn Handler>) {
 async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
     let table = config.table.resolve()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let registry = Registry::Dynamo(Arc::new(Dynamo::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        table,
-    )));
+    let registry = Registry::Dynamo(Arc::new(
+        config.dynamo(aws_sdk_dynamodb::Client::new(&sdk), table),
+    ));
     let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
     let pipeline = Pipeline::from_boxed(config, registry, sdk, endpoint, handler);
     // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its

@@ -63,7 +63,9 @@ pub enum Error {
 
     /// The connection has gone away (API Gateway answered 410 Gone). lawcket has
     /// already released it from the connections table.
-    #[error("connection {connection_id} is gone (410 Gone); it was released from the connections table")]
+    #[error(
+        "connection {connection_id} is gone (410 Gone); it was released from the connections table"
+    )]
     Gone {
         /// The connection that is gone.
         connection_id: String,

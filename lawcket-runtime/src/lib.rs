@@ -4,6 +4,7 @@
 //! The runtime behind `#[lawcket::handler]`. Use it through the `lawcket` crate;
 //! this crate's API is re-exported there.
 
+mod clients;
 mod config;
 mod connection;
 mod endpoint;
@@ -15,9 +16,13 @@ mod lambda;
 pub mod local;
 mod pipeline;
 mod publish;
+mod publisher;
 pub mod registry;
+mod report;
 
-pub use config::{table_from_env, Config, IntoTable, SyncValue, Table, DEFAULT_TTL, RESERVED_ATTRIBUTES};
+pub use config::{
+    table_from_env, Config, IntoTable, SyncValue, Table, DEFAULT_TTL, RESERVED_ATTRIBUTES,
+};
 pub use connection::{Connection, Kind};
 pub use endpoint::{management_endpoint, ENDPOINT_ENV};
 pub use entry::main;
@@ -26,3 +31,5 @@ pub use event::{Body, Event, MAX_MESSAGE_BYTES};
 pub use invocation::{FromInvocation, Handler, HandlerFuture, HandlerOutput, Invocation};
 pub use pipeline::Pipeline;
 pub use publish::Publish;
+pub use publisher::{Broadcast, Publisher, PublisherBuilder, DEFAULT_CONCURRENCY};
+pub use report::{Failure, Report};

@@ -7,10 +7,11 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body as ResponseBody;
 use tracing::Instrument;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::endpoint::management_endpoint;
 use crate::invocation::{Handler, Invocation};
-use crate::publish::{Clients, Target};
+use crate::publisher::Publisher;
 use crate::registry::{Item, Registry};
 use crate::{Connection, Error, Event, Kind, Publish};
 
@@ -169,7 +170,7 @@ impl Pipeline {
         connection: Connection,
     ) -> Result<ApiGatewayProxyResponse, Error> {
         let event = Event::from_request(request)?;
-        let publish = Publish::new(connection.id(), self.target(&connection));
+        let publish = Publish::new(connection.id(), self.publisher(&connection));
         let invocation = Invocation {
             event,
             connection,
@@ -186,18 +187,20 @@ impl Pipeline {
             .map_err(|e| Error::from_user("the handler", e))
     }
 
-    /// Where posts for `connection` go.
-    pub(crate) fn target(&self, connection: &Connection) -> Target {
+    /// A publisher for `connection`'s API stage.
+    pub(crate) fn publisher(&self, connection: &Connection) -> Publisher {
         let endpoint = management_endpoint(
             connection,
             self.endpoint_override.as_deref(),
             self.clients.region(),
         );
-        Target {
-            client: self.clients.client(&endpoint),
-            endpoint: endpoint.into(),
-            registry: self.registry.clone(),
-        }
+        Publisher::from_parts(
+            self.clients.client(&endpoint),
+            endpoint,
+            self.registry.clone(),
+            Some(connection.stage().to_owned()),
+            self.config.concurrency,
+        )
     }
 
     fn item(&self, connection: &Connection) -> Item {
@@ -245,7 +248,7 @@ mod tests {
 
     use super::*;
     use crate::registry::Memory;
-    use crate::{BoxError, Body};
+    use crate::{Body, BoxError};
 
     const ID: &str = "0PYxyh3bqNs7z8s=";
 
@@ -294,10 +297,16 @@ mod tests {
 
         let item = memory.get(ID).expect("stored");
         assert_eq!(item.stage, "prod");
-        assert_eq!(item.domain_name, "abc123defg.execute-api.us-east-1.amazonaws.com");
+        assert_eq!(
+            item.domain_name,
+            "abc123defg.execute-api.us-east-1.amazonaws.com"
+        );
         assert_eq!(item.fields, vec![("channel".into(), "#general".into())]);
         assert_eq!(item.connected_at, 1795606853439);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         assert!((item.ttl - now - crate::DEFAULT_TTL.as_secs() as i64).abs() <= 2);
 
         let seen = seen.lock().unwrap();
@@ -312,7 +321,9 @@ mod tests {
         let response = pipeline.run(fixture("connect.json")).await.unwrap();
         assert_eq!(response.status_code, 500);
         assert!(memory.is_empty(), "refused connection must not stay stored");
-        let Some(ResponseBody::Text(body)) = response.body else { panic!() };
+        let Some(ResponseBody::Text(body)) = response.body else {
+            panic!()
+        };
         assert_eq!(body, "the handler failed: boom");
     }
 
@@ -363,7 +374,10 @@ mod tests {
     #[tokio::test]
     async fn message_handler_error_is_the_invocation_error() {
         let (pipeline, _, _) = pipeline(|_| Err("bad".into()));
-        let err = pipeline.run(fixture("message-json.json")).await.unwrap_err();
+        let err = pipeline
+            .run(fixture("message-json.json"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Handler { .. }), "{err}");
     }
 
@@ -383,13 +397,20 @@ mod tests {
     #[tokio::test]
     async fn malformed_events_are_typed_errors() {
         let (pipeline, _, seen) = pipeline(|_| Ok(()));
-        let err = pipeline.run_json(serde_json::json!({"a": 1})).await.unwrap_err();
+        let err = pipeline
+            .run_json(serde_json::json!({"a": 1}))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
 
         let mut no_id = fixture("message-json.json");
         no_id.request_context.connection_id = None;
         let err = pipeline.run(no_id).await.unwrap_err();
-        assert!(err.to_string().contains("requestContext.connectionId is missing"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("requestContext.connectionId is missing"),
+            "{err}"
+        );
 
         let mut odd = fixture("message-json.json");
         odd.request_context.event_type = Some("PING".into());
@@ -400,7 +421,10 @@ mod tests {
         bad.body = Some("***".into());
         let err = pipeline.run(bad).await.unwrap_err();
         assert!(matches!(err, Error::Base64(_)), "{err}");
-        assert!(seen.lock().unwrap().is_empty(), "the handler never saw a bad event");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "the handler never saw a bad event"
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,11 @@ pub(crate) struct Peer {
 
 pub(crate) const API_ID: &str = "local";
 
-fn context(peer: &Peer, route_key: &str, event_type: &str) -> ApiGatewayWebsocketProxyRequestContext {
+fn context(
+    peer: &Peer,
+    route_key: &str,
+    event_type: &str,
+) -> ApiGatewayWebsocketProxyRequestContext {
     let now = now_ms();
     let request_id = random_id();
     let mut context = ApiGatewayWebsocketProxyRequestContext::default();
@@ -45,14 +49,21 @@ fn context(peer: &Peer, route_key: &str, event_type: &str) -> ApiGatewayWebsocke
     context
 }
 
-pub(crate) fn connect(peer: &Peer, headers: &HeaderMap, query: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
+pub(crate) fn connect(
+    peer: &Peer,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> ApiGatewayWebsocketProxyRequest {
     let mut request = ApiGatewayWebsocketProxyRequest::default();
     request.request_context = context(peer, "$connect", "CONNECT");
     request.headers = headers.clone();
     request.multi_value_headers = headers.clone();
     let mut params: HashMap<String, Vec<String>> = HashMap::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        params.entry(key.into_owned()).or_default().push(value.into_owned());
+        params
+            .entry(key.into_owned())
+            .or_default()
+            .push(value.into_owned());
     }
     // queryStringParameters keeps the last value, as API Gateway does.
     let single: HashMap<String, String> = params
@@ -127,9 +138,18 @@ mod tests {
         let path = vec!["action".to_owned()];
         let text = |s: &str| Data::Text(s.to_owned());
         let join = vec!["join".to_owned()];
-        assert_eq!(route_key(&text(r#"{"action":"join"}"#), &path, Some(&join)), "join");
-        assert_eq!(route_key(&text(r#"{"action":"other"}"#), &path, Some(&join)), "$default");
-        assert_eq!(route_key(&text(r#"{"action":"other"}"#), &path, None), "other");
+        assert_eq!(
+            route_key(&text(r#"{"action":"join"}"#), &path, Some(&join)),
+            "join"
+        );
+        assert_eq!(
+            route_key(&text(r#"{"action":"other"}"#), &path, Some(&join)),
+            "$default"
+        );
+        assert_eq!(
+            route_key(&text(r#"{"action":"other"}"#), &path, None),
+            "other"
+        );
         assert_eq!(route_key(&text("not json"), &path, None), "$default");
         assert_eq!(route_key(&Data::Binary(vec![1]), &path, None), "$default");
         let nested = vec!["a".to_owned(), "b".to_owned()];
@@ -159,6 +179,9 @@ mod tests {
         let c = connect(&peer, &HeaderMap::new(), Some("channel=%23general&x=1&x=2"));
         assert_eq!(c.query_string_parameters.first("channel"), Some("#general"));
         assert_eq!(c.query_string_parameters.first("x"), Some("2"));
-        assert_eq!(c.multi_value_query_string_parameters.all("x"), Some(vec!["1", "2"]));
+        assert_eq!(
+            c.multi_value_query_string_parameters.all("x"),
+            Some(vec!["1", "2"])
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
@@ -117,7 +117,9 @@ async fn root(
         .on_failed_upgrade(move |error| {
             let (gateway, peer) = failed;
             tracing::warn!(%error, "WebSocket upgrade failed after $connect");
-            tokio::spawn(async move { socket::disconnected(&gateway, &peer, 1006, "Upgrade failed").await });
+            tokio::spawn(async move {
+                socket::disconnected(&gateway, &peer, 1006, "Upgrade failed").await
+            });
         })
         .on_upgrade(move |ws| socket::run(gateway, peer, ws, tx, rx))
 }
@@ -135,7 +137,10 @@ fn id(params: &HashMap<String, String>) -> &str {
 fn gone() -> Response {
     (
         StatusCode::GONE,
-        [("x-amzn-ErrorType", "GoneException"), ("content-type", "application/json")],
+        [
+            ("x-amzn-ErrorType", "GoneException"),
+            ("content-type", "application/json"),
+        ],
         r#"{"message":null}"#,
     )
         .into_response()
@@ -151,19 +156,28 @@ async fn post(
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             [("x-amzn-ErrorType", "PayloadTooLargeException")],
-            format!(r#"{{"message":"Message of {} bytes is over the {} byte limit"}}"#, body.len(), gateway.settings.max_message_bytes),
+            format!(
+                r#"{{"message":"Message of {} bytes is over the {} byte limit"}}"#,
+                body.len(),
+                gateway.settings.max_message_bytes
+            ),
         )
             .into_response();
     }
     let live = gateway.live();
     match live.get(id(&params)) {
-        Some(conn) if conn.tx.send(Outgoing::Data(body.to_vec())).is_ok() => StatusCode::OK.into_response(),
+        Some(conn) if conn.tx.send(Outgoing::Data(body.to_vec())).is_ok() => {
+            StatusCode::OK.into_response()
+        }
         _ => gone(),
     }
 }
 
 /// `GET @connections/{id}`: what API Gateway knows of the connection.
-async fn info(State(gateway): State<Arc<Gateway>>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn info(
+    State(gateway): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let live = gateway.live();
     let Some(conn) = live.get(id(&params)) else {
         return gone();
@@ -177,10 +191,15 @@ async fn info(State(gateway): State<Arc<Gateway>>, Path(params): Path<HashMap<St
 }
 
 /// `DELETE @connections/{id}`: close the connection (its `$disconnect` follows).
-async fn delete(State(gateway): State<Arc<Gateway>>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn delete(
+    State(gateway): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let live = gateway.live();
     match live.get(id(&params)) {
-        Some(conn) if conn.tx.send(Outgoing::Close).is_ok() => StatusCode::NO_CONTENT.into_response(),
+        Some(conn) if conn.tx.send(Outgoing::Close).is_ok() => {
+            StatusCode::NO_CONTENT.into_response()
+        }
         _ => gone(),
     }
 }

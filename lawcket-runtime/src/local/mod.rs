@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::endpoint::ENDPOINT_ENV;
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
-use crate::registry::{Dynamo, Memory, Registry};
+use crate::registry::{Memory, Registry};
 use crate::Error;
 
 /// A local gateway bound to its address, ready to serve.
@@ -47,7 +47,9 @@ impl LocalGateway {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The management endpoint of this gateway (`http://{addr}`).
@@ -75,7 +77,11 @@ pub async fn local_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "local", "local", None, None, "lawcket-local",
+            "local",
+            "local",
+            None,
+            None,
+            "lawcket-local",
         ))
         .load()
         .await
@@ -99,7 +105,10 @@ pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(
                 .load()
                 .await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            (Registry::Dynamo(Arc::new(Dynamo::new(client, table))), sdk)
+            (
+                Registry::Dynamo(Arc::new(config.dynamo(client, table))),
+                sdk,
+            )
         }
         Ok(other) => {
             return Err(Error::Config(format!(

@@ -61,7 +61,9 @@ impl Settings {
         let mut settings = Settings::default();
         if let Some(addr) = var("LAWCKET_LOCAL_ADDR") {
             settings.addr = addr.parse().map_err(|e| {
-                Error::Config(format!("LAWCKET_LOCAL_ADDR={addr:?} is not an address like 127.0.0.1:3001: {e}"))
+                Error::Config(format!(
+                    "LAWCKET_LOCAL_ADDR={addr:?} is not an address like 127.0.0.1:3001: {e}"
+                ))
             })?;
         }
         if let Some(stage) = var("LAWCKET_LOCAL_STAGE") {
@@ -73,7 +75,12 @@ impl Settings {
         if let Some(routes) = var("LAWCKET_LOCAL_ROUTES") {
             settings.routes = match routes.trim() {
                 "*" => None,
-                list => Some(list.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect()),
+                list => Some(
+                    list.split(',')
+                        .map(|r| r.trim().to_owned())
+                        .filter(|r| !r.is_empty())
+                        .collect(),
+                ),
             };
         }
         if let Some(secs) = var("LAWCKET_LOCAL_IDLE_TIMEOUT") {
@@ -110,5 +117,9 @@ fn seconds(name: &str, value: &str) -> Result<Duration, Error> {
         .ok()
         .filter(|s| *s > 0.0 && s.is_finite())
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| Error::Config(format!("{name}={value:?} is not a positive number of seconds")))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{name}={value:?} is not a positive number of seconds"
+            ))
+        })
 }

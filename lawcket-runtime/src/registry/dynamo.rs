@@ -12,6 +12,8 @@ use crate::Error;
 pub struct Dynamo {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// (sync field, index name) pairs: selections on these fields Query the index.
+    indexes: Vec<(String, String)>,
 }
 
 impl Dynamo {
@@ -20,7 +22,16 @@ impl Dynamo {
         Dynamo {
             client,
             table: table.into(),
+            indexes: Vec::new(),
         }
+    }
+
+    /// Declares a global secondary index whose hash key is the sync field
+    /// `field`: selections on that field Query the index instead of scanning.
+    /// The index must project `stage` and `ttl` (or ALL).
+    pub fn with_index(mut self, field: impl Into<String>, index: impl Into<String>) -> Self {
+        self.indexes.push((field.into(), index.into()));
+        self
     }
 
     /// The table name.
@@ -91,7 +102,10 @@ fn to_attributes(item: &Item) -> HashMap<String, AttributeValue> {
         "connectionId".into(),
         AttributeValue::S(item.connection_id.clone()),
     );
-    map.insert("domainName".into(), AttributeValue::S(item.domain_name.clone()));
+    map.insert(
+        "domainName".into(),
+        AttributeValue::S(item.domain_name.clone()),
+    );
     map.insert("stage".into(), AttributeValue::S(item.stage.clone()));
     map.insert(
         "connectedAt".into(),
@@ -106,5 +120,179 @@ pub(crate) fn sync_value(value: &SyncValue) -> AttributeValue {
         SyncValue::Str(s) => AttributeValue::S(s.clone()),
         SyncValue::Int(i) => AttributeValue::N(i.to_string()),
         SyncValue::Bool(b) => AttributeValue::Bool(*b),
+    }
+}
+
+/// Attempts at a batch whose items DynamoDB left unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 8;
+
+impl Dynamo {
+    pub(super) async fn page(
+        &self,
+        selector: &super::Selector,
+        cursor: Option<super::Cursor>,
+    ) -> Result<super::Page, Error> {
+        let start = match cursor {
+            Some(super::Cursor::Dynamo(key)) => Some(key),
+            _ => None,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+        let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
+        // An item past its TTL is a connection API Gateway has already closed.
+        let mut filter = vec!["(attribute_not_exists(#ttl) OR #ttl > :now)"];
+        if let Some(stage) = &selector.stage {
+            names.insert("#stage".into(), "stage".into());
+            values.insert(":stage".into(), AttributeValue::S(stage.clone()));
+            filter.push("#stage = :stage");
+        }
+        let index = selector.field.as_ref().and_then(|(name, _)| {
+            self.indexes
+                .iter()
+                .find(|(field, _)| field == name)
+                .map(|(_, index)| index.clone())
+        });
+        if let Some((name, value)) = &selector.field {
+            names.insert("#field".into(), name.clone());
+            values.insert(":field".into(), sync_value(value));
+            if index.is_none() {
+                filter.push("#field = :field");
+            }
+        }
+        let filter = filter.join(" AND ");
+        let (items, next) = match index {
+            Some(index) => {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(&index)
+                    .key_condition_expression("#field = :field")
+                    .filter_expression(filter)
+                    .projection_expression("connectionId")
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("Query", e))?;
+                (out.items, out.last_evaluated_key)
+            }
+            None => {
+                let out = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression(filter)
+                    .projection_expression("connectionId")
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("Scan", e))?;
+                (out.items, out.last_evaluated_key)
+            }
+        };
+        let ids = items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut item| match item.remove("connectionId") {
+                Some(AttributeValue::S(id)) => Some(id),
+                _ => None,
+            })
+            .collect();
+        Ok((
+            ids,
+            next.filter(|k| !k.is_empty()).map(super::Cursor::Dynamo),
+        ))
+    }
+
+    pub(super) async fn release_many(&self, connection_ids: &[String]) -> Result<(), Error> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        for batch in connection_ids.chunks(25) {
+            let mut requests: Vec<WriteRequest> = batch
+                .iter()
+                .map(|id| {
+                    let delete = DeleteRequest::builder()
+                        .key("connectionId", AttributeValue::S(id.clone()))
+                        .build()
+                        .expect("key is set");
+                    WriteRequest::builder().delete_request(delete).build()
+                })
+                .collect();
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                if attempt == BATCH_ATTEMPTS {
+                    return Err(Error::Registry {
+                        table: self.table.clone(),
+                        operation: "BatchWriteItem",
+                        message: format!(
+                            "{} deletions were still unprocessed after {BATCH_ATTEMPTS} attempts \
+                             (throttled); their TTL will reap them",
+                            requests.len()
+                        ),
+                    });
+                }
+                if attempt > 0 {
+                    // Exponential backoff: 25 ms, 50 ms, ... as AWS advises for
+                    // unprocessed items.
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6)))
+                        .await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn update(
+        &self,
+        connection_id: &str,
+        field: &str,
+        value: &SyncValue,
+    ) -> Result<bool, Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
+            .update_expression("SET #field = :value, #updatedAt = :now")
+            // Never resurrect a connection that has been released.
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_names("#field", field)
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_values(":value", sync_value(value))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("UpdateItem", e)),
+        }
     }
 }

@@ -1,7 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::Item;
+use super::{Cursor, Item, Page, Selector};
+use crate::config::SyncValue;
 use crate::Error;
 
 /// An in-memory registry, used by the local gateway unless DynamoDB is configured.
@@ -24,6 +25,39 @@ impl Memory {
     pub(super) fn release(&self, connection_id: &str) -> Result<(), Error> {
         self.lock().remove(connection_id);
         Ok(())
+    }
+
+    pub(super) fn page(&self, selector: &Selector, _cursor: Option<Cursor>) -> Page {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        // Local registries are small: one page holds every match.
+        let mut ids: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|item| item.ttl > now)
+            .filter(|item| selector.stage.as_ref().is_none_or(|s| *s == item.stage))
+            .filter(|item| match &selector.field {
+                None => true,
+                Some((name, value)) => item.fields.iter().any(|(n, v)| n == name && v == value),
+            })
+            .map(|item| item.connection_id.clone())
+            .collect();
+        ids.sort();
+        (ids, None)
+    }
+
+    pub(super) fn update(&self, connection_id: &str, field: &str, value: &SyncValue) -> bool {
+        let mut items = self.lock();
+        let Some(item) = items.get_mut(connection_id) else {
+            return false;
+        };
+        match item.fields.iter_mut().find(|(n, _)| n == field) {
+            Some((_, v)) => *v = value.clone(),
+            None => item.fields.push((field.to_owned(), value.clone())),
+        }
+        true
     }
 
     /// The stored item for `connection_id`, if any.

@@ -7,10 +7,32 @@ mod memory;
 pub use dynamo::Dynamo;
 pub use memory::Memory;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::SyncValue;
 use crate::Error;
+
+/// Which connections a mass publish reaches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selector {
+    /// Only connections whose sync field has this value.
+    pub field: Option<(String, SyncValue)>,
+    /// Only connections of this stage (posts go to one stage's endpoint).
+    pub stage: Option<String>,
+}
+
+/// Where the next page of a registry read starts.
+#[derive(Clone, Debug)]
+pub enum Cursor {
+    /// DynamoDB's `LastEvaluatedKey`.
+    Dynamo(HashMap<String, aws_sdk_dynamodb::types::AttributeValue>),
+    /// An offset into the memory registry's sorted ids.
+    Memory(usize),
+}
+
+/// One page of connection ids and where the next one starts.
+pub type Page = (Vec<String>, Option<Cursor>);
 
 /// One stored connection, as written on `$connect`.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +74,43 @@ impl Registry {
         match self {
             Registry::Dynamo(d) => d.release(connection_id).await,
             Registry::Memory(m) => m.release(connection_id),
+        }
+    }
+
+    /// One page of the ids `selector` matches, starting at `cursor`. Items whose
+    /// TTL has passed (but that DynamoDB has not reaped yet) are left out.
+    pub async fn page(&self, selector: &Selector, cursor: Option<Cursor>) -> Result<Page, Error> {
+        match self {
+            Registry::Dynamo(d) => d.page(selector, cursor).await,
+            Registry::Memory(m) => Ok(m.page(selector, cursor)),
+        }
+    }
+
+    /// Removes many connections (DynamoDB: BatchWriteItem in batches of 25,
+    /// unprocessed items retried).
+    pub async fn release_many(&self, connection_ids: &[String]) -> Result<(), Error> {
+        match self {
+            Registry::Dynamo(d) => d.release_many(connection_ids).await,
+            Registry::Memory(m) => {
+                for id in connection_ids {
+                    m.release(id)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets a sync field of a stored connection, only if it is still stored: a
+    /// released connection is never written back. Answers whether it was stored.
+    pub async fn update(
+        &self,
+        connection_id: &str,
+        field: &str,
+        value: &SyncValue,
+    ) -> Result<bool, Error> {
+        match self {
+            Registry::Dynamo(d) => d.update(connection_id, field, value).await,
+            Registry::Memory(m) => Ok(m.update(connection_id, field, value)),
         }
     }
 

@@ -1,0 +1,353 @@
+//! Publishing outside a handler, and the mass publish shared with handlers.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_apigatewaymanagement as management;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::clients::Clients;
+use crate::config::SyncValue;
+use crate::endpoint::ENDPOINT_ENV;
+use crate::registry::{Dynamo, Registry, Selector};
+use crate::report::{Failure, Report};
+use crate::Error;
+
+/// Posts in flight at once during a mass publish, unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Sends messages to connections of one API stage: one connection, every
+/// connection, or those whose sync field matches. Cloning is cheap and shares
+/// the SDK clients.
+///
+/// Inside a handler, use [`Publish`](crate::Publish), which has the same
+/// methods. Outside one (a scheduled Lambda, a queue consumer, a CLI), build a
+/// `Publisher` once and keep it:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), lawcket::Error> {
+/// let publisher = lawcket::Publisher::builder()
+///     .table("lawcket-connections")
+///     .endpoint("https://abc123defg.execute-api.us-east-1.amazonaws.com/prod")
+///     .index("channel", "channel-index")
+///     .build()
+///     .await?;
+/// let report = publisher.matching("channel", "#general").send(&"maintenance at noon").await?;
+/// assert!(report.is_complete());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: String,
+    client: management::Client,
+    registry: Registry,
+    stage: Option<String>,
+    concurrency: usize,
+}
+
+/// What a single post came to.
+enum Outcome {
+    Delivered,
+    Gone,
+    Failed(Error),
+}
+
+impl Publisher {
+    /// Starts building a publisher.
+    pub fn builder() -> PublisherBuilder {
+        PublisherBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        client: management::Client,
+        endpoint: String,
+        registry: Registry,
+        stage: Option<String>,
+        concurrency: usize,
+    ) -> Self {
+        Publisher {
+            inner: Arc::new(Inner {
+                endpoint,
+                client,
+                registry,
+                stage,
+                concurrency,
+            }),
+        }
+    }
+
+    /// The management endpoint posts go to.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// Sends `value` as JSON to one connection. On 410 Gone the connection is
+    /// released and [`Error::Gone`] returned.
+    pub async fn to<T: Serialize + ?Sized>(
+        &self,
+        connection_id: &str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let data = serde_json::to_vec(value).map_err(Error::Serialize)?;
+        self.to_bytes(connection_id, data).await
+    }
+
+    /// Sends bytes to one connection. On 410 Gone the connection is released and
+    /// [`Error::Gone`] returned.
+    pub async fn to_bytes(
+        &self,
+        connection_id: &str,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<(), Error> {
+        match self.post(connection_id, data.into()).await {
+            Outcome::Delivered => Ok(()),
+            Outcome::Gone => {
+                tracing::info!(connection_id, "connection is gone (410); releasing it");
+                self.inner.registry.release(connection_id).await?;
+                Err(Error::Gone {
+                    connection_id: connection_id.to_owned(),
+                })
+            }
+            Outcome::Failed(error) => Err(error),
+        }
+    }
+
+    /// Every connection of this stage.
+    pub fn everyone(&self) -> Broadcast<'_> {
+        Broadcast {
+            publisher: self,
+            field: None,
+            except: None,
+        }
+    }
+
+    /// The connections whose sync field `field` equals `value`.
+    pub fn matching(&self, field: &str, value: impl Into<SyncValue>) -> Broadcast<'_> {
+        Broadcast {
+            publisher: self,
+            field: Some((field.to_owned(), value.into())),
+            except: None,
+        }
+    }
+
+    async fn post(&self, connection_id: &str, data: Vec<u8>) -> Outcome {
+        let result = self
+            .inner
+            .client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(data))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Outcome::Delivered,
+            Err(error) if is_gone(&error) => Outcome::Gone,
+            Err(error) => Outcome::Failed(Error::Post {
+                connection_id: connection_id.to_owned(),
+                endpoint: self.inner.endpoint.clone(),
+                message: DisplayErrorContext(&error).to_string(),
+            }),
+        }
+    }
+
+    /// Pages through the registry (the next page is read while this one is
+    /// posted, so memory holds two pages at most), posts with bounded
+    /// concurrency, then releases the gone in batches.
+    async fn broadcast(
+        &self,
+        selector: Selector,
+        except: Option<&str>,
+        data: Vec<u8>,
+    ) -> Result<Report, Error> {
+        let registry = &self.inner.registry;
+        let report = Mutex::new(Report::default());
+        let mut page = registry.page(&selector, None).await?;
+        loop {
+            let (ids, next) = page;
+            let posts = futures_util::stream::iter(
+                ids.into_iter().filter(|id| Some(id.as_str()) != except),
+            )
+            .for_each_concurrent(self.inner.concurrency, |id| {
+                let report = &report;
+                let data = data.clone();
+                async move {
+                    let outcome = self.post(&id, data).await;
+                    let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
+                    match outcome {
+                        Outcome::Delivered => report.delivered += 1,
+                        Outcome::Gone => report.released.push(id),
+                        Outcome::Failed(error) => report.failed.push(Failure {
+                            connection_id: id,
+                            error,
+                        }),
+                    }
+                }
+            });
+            let following = async {
+                match next {
+                    Some(cursor) => Some(registry.page(&selector, Some(cursor)).await),
+                    None => None,
+                }
+            };
+            let ((), following) = tokio::join!(posts, following);
+            match following {
+                Some(next_page) => page = next_page?,
+                None => break,
+            }
+        }
+        let report = report.into_inner().unwrap_or_else(|e| e.into_inner());
+        if !report.released.is_empty() {
+            tracing::info!(count = report.released.len(), "releasing gone connections");
+            registry.release_many(&report.released).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// A mass publish being set up: [`Publisher::everyone`] or
+/// [`Publisher::matching`], optionally [`except`](Broadcast::except) one
+/// connection, then [`send`](Broadcast::send).
+#[derive(Debug)]
+#[must_use = "a broadcast does nothing until `send` or `send_bytes` is awaited"]
+pub struct Broadcast<'a> {
+    publisher: &'a Publisher,
+    field: Option<(String, SyncValue)>,
+    except: Option<String>,
+}
+
+impl Broadcast<'_> {
+    /// Leaves one connection out (typically the sender).
+    pub fn except(mut self, connection_id: &str) -> Self {
+        self.except = Some(connection_id.to_owned());
+        self
+    }
+
+    /// Sends `value` as JSON to every selected connection.
+    pub async fn send<T: Serialize + ?Sized>(self, value: &T) -> Result<Report, Error> {
+        let data = serde_json::to_vec(value).map_err(Error::Serialize)?;
+        self.send_bytes(data).await
+    }
+
+    /// Sends bytes to every selected connection.
+    pub async fn send_bytes(self, data: impl Into<Vec<u8>>) -> Result<Report, Error> {
+        let selector = Selector {
+            field: self.field,
+            stage: self.publisher.inner.stage.clone(),
+        };
+        self.publisher
+            .broadcast(selector, self.except.as_deref(), data.into())
+            .await
+    }
+}
+
+/// API Gateway answers 410 with `GoneException`; a bare 410 means the same.
+fn is_gone(error: &SdkError<PostToConnectionError, HttpResponse>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(PostToConnectionError::is_gone_exception)
+        || error
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 410)
+}
+
+/// Builds a [`Publisher`]. A table and an endpoint (or a domain and stage) are
+/// required.
+#[derive(Debug, Default)]
+pub struct PublisherBuilder {
+    table: Option<String>,
+    endpoint: Option<String>,
+    stage: Option<String>,
+    indexes: Vec<(String, String)>,
+    concurrency: Option<usize>,
+    sdk: Option<aws_config::SdkConfig>,
+}
+
+impl PublisherBuilder {
+    /// The connections table.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = Some(table.into());
+        self
+    }
+
+    /// The management endpoint, `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`.
+    /// Its last path segment is taken as the stage. [`ENDPOINT_ENV`] wins over it.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let endpoint = endpoint.into().trim_end_matches('/').to_owned();
+        if let Some((_, stage)) = endpoint
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+        {
+            self.stage = Some(stage.rsplit('/').next().unwrap_or(stage).to_owned());
+        }
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// The endpoint from the API's domain name and stage, as in a connection's
+    /// `domainName` and `stage`.
+    pub fn domain(mut self, domain_name: &str, stage: &str) -> Self {
+        self.endpoint = Some(format!("https://{domain_name}/{stage}"));
+        self.stage = Some(stage.to_owned());
+        self
+    }
+
+    /// A global secondary index whose hash key is the sync field `field`, so
+    /// [`Publisher::matching`] on it Queries instead of scanning. The index must
+    /// project `stage` and `ttl` (or ALL).
+    pub fn index(mut self, field: impl Into<String>, index: impl Into<String>) -> Self {
+        self.indexes.push((field.into(), index.into()));
+        self
+    }
+
+    /// Posts in flight at once during a mass publish (default
+    /// [`DEFAULT_CONCURRENCY`]).
+    pub fn concurrency(mut self, posts: usize) -> Self {
+        self.concurrency = Some(posts.max(1));
+        self
+    }
+
+    /// SDK settings to build the clients from (default: loaded from the
+    /// environment, as the AWS SDK does).
+    pub fn sdk_config(mut self, sdk: &aws_config::SdkConfig) -> Self {
+        self.sdk = Some(sdk.clone());
+        self
+    }
+
+    /// Builds the publisher, loading the SDK settings if none were given.
+    pub async fn build(self) -> Result<Publisher, Error> {
+        let table = self
+            .table
+            .ok_or_else(|| Error::Config("Publisher::builder() needs .table(...)".into()))?;
+        let override_endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
+        let endpoint = override_endpoint.or(self.endpoint).ok_or_else(|| {
+            Error::Config(format!(
+                "Publisher::builder() needs .endpoint(...) or .domain(...), or {ENDPOINT_ENV} set"
+            ))
+        })?;
+        let sdk = match self.sdk {
+            Some(sdk) => sdk,
+            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        };
+        let mut dynamo = Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        for (field, index) in self.indexes {
+            dynamo = dynamo.with_index(field, index);
+        }
+        let client = Clients::new(sdk).client(&endpoint);
+        Ok(Publisher::from_parts(
+            client,
+            endpoint,
+            Registry::Dynamo(Arc::new(dynamo)),
+            self.stage,
+            self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        ))
+    }
+}
