@@ -64,8 +64,9 @@
 pub use lawcket_macros::handler;
 
 pub use lawcket_runtime::{
-    table_from_env, Body, Connection, Error, Event, Kind, Publish, Table, DEFAULT_TTL,
-    ENDPOINT_ENV, MAX_MESSAGE_BYTES, RESERVED_ATTRIBUTES,
+    table_from_env, Body, Broadcast, Connection, Error, Event, Failure, Kind, Publish, Publisher,
+    PublisherBuilder, Report, SyncValue, Table, DEFAULT_CONCURRENCY, DEFAULT_TTL, ENDPOINT_ENV,
+    MAX_MESSAGE_BYTES, RESERVED_ATTRIBUTES,
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.

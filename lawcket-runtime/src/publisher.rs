@@ -268,6 +268,7 @@ pub struct PublisherBuilder {
     stage: Option<String>,
     indexes: Vec<(String, String)>,
     concurrency: Option<usize>,
+    page_size: Option<i32>,
     sdk: Option<aws_config::SdkConfig>,
 }
 
@@ -315,6 +316,12 @@ impl PublisherBuilder {
         self
     }
 
+    /// Items read from the table per page during a mass publish (default 1000).
+    pub fn page_size(mut self, items: i32) -> Self {
+        self.page_size = Some(items);
+        self
+    }
+
     /// SDK settings to build the clients from (default: loaded from the
     /// environment, as the AWS SDK does).
     pub fn sdk_config(mut self, sdk: &aws_config::SdkConfig) -> Self {
@@ -340,6 +347,9 @@ impl PublisherBuilder {
         let mut dynamo = Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         for (field, index) in self.indexes {
             dynamo = dynamo.with_index(field, index);
+        }
+        if let Some(items) = self.page_size {
+            dynamo = dynamo.with_page_size(items);
         }
         let client = Clients::new(sdk).client(&endpoint);
         Ok(Publisher::from_parts(

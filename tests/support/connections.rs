@@ -27,6 +27,8 @@ pub struct Post {
 struct Inner {
     posts: Mutex<Vec<Post>>,
     gone: Mutex<HashSet<String>>,
+    /// id → (status to answer, how many more times)
+    flaky: Mutex<std::collections::HashMap<String, (u16, usize)>>,
     latency: Mutex<Duration>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -51,7 +53,16 @@ impl Connections {
     }
 
     pub fn mark_gone(&self, connection_id: &str) {
-        self.inner.gone.lock().unwrap().insert(connection_id.to_owned());
+        self.inner
+            .gone
+            .lock()
+            .unwrap()
+            .insert(connection_id.to_owned());
+    }
+
+    /// Answers `status` to the next `times` posts to `connection_id`.
+    pub fn fail(&self, connection_id: &str, status: u16, times: usize) {
+        self.inner.flaky.lock().unwrap().insert(connection_id.to_owned(), (status, times));
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -89,10 +100,28 @@ async fn receive(
         tokio::time::sleep(latency).await;
     }
     let gone = inner.gone.lock().unwrap().contains(&id);
-    let response = if gone {
+    let flaky = match inner.flaky.lock().unwrap().get_mut(&id) {
+        Some((status, times)) if *times > 0 => {
+            *times -= 1;
+            Some(*status)
+        }
+        _ => None,
+    };
+    let response = if let Some(status) = flaky {
+        let kind = if status == 429 { "LimitExceededException" } else { "InternalServerErrorException" };
+        (
+            StatusCode::from_u16(status).unwrap(),
+            [("x-amzn-ErrorType", kind)],
+            r#"{"message":"injected"}"#,
+        )
+            .into_response()
+    } else if gone {
         (
             StatusCode::GONE,
-            [("x-amzn-ErrorType", "GoneException"), ("content-type", "application/json")],
+            [
+                ("x-amzn-ErrorType", "GoneException"),
+                ("content-type", "application/json"),
+            ],
             r#"{"message":null}"#,
         )
             .into_response()

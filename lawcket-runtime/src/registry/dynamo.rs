@@ -14,7 +14,12 @@ pub struct Dynamo {
     table: String,
     /// (sync field, index name) pairs: selections on these fields Query the index.
     indexes: Vec<(String, String)>,
+    /// Items read per page (DynamoDB `Limit`), so memory stays flat.
+    page_size: i32,
 }
+
+/// Items per registry page unless configured: ~50 KB of ids, a few ms of reading.
+pub const DEFAULT_PAGE_SIZE: i32 = 1000;
 
 impl Dynamo {
     /// A registry on `table`, using `client` (built once per process).
@@ -23,7 +28,14 @@ impl Dynamo {
             client,
             table: table.into(),
             indexes: Vec::new(),
+            page_size: DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// Items read per page during a mass publish (DynamoDB `Limit`).
+    pub fn with_page_size(mut self, items: i32) -> Self {
+        self.page_size = items.max(1);
+        self
     }
 
     /// Declares a global secondary index whose hash key is the sync field
@@ -173,6 +185,7 @@ impl Dynamo {
                     .key_condition_expression("#field = :field")
                     .filter_expression(filter)
                     .projection_expression("connectionId")
+                    .limit(self.page_size)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
                     .set_exclusive_start_key(start)
@@ -188,6 +201,7 @@ impl Dynamo {
                     .table_name(&self.table)
                     .filter_expression(filter)
                     .projection_expression("connectionId")
+                    .limit(self.page_size)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
                     .set_exclusive_start_key(start)
