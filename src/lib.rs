@@ -64,15 +64,17 @@
 pub use lawcket_macros::handler;
 
 pub use lawcket_runtime::{
-    table_from_env, Body, Broadcast, Connection, Error, Event, Failure, Kind, Publish, Publisher,
-    PublisherBuilder, Report, SyncValue, Table, DEFAULT_CONCURRENCY, DEFAULT_TTL, ENDPOINT_ENV,
-    MAX_MESSAGE_BYTES, RESERVED_ATTRIBUTES,
+    table_from_env, Body, Broadcast, Connection, Dynamic, Error, Event, Failure, Kind, Publish,
+    Publisher, PublisherBuilder, Registration, Report, SyncValue, Table, DEFAULT_CHARS,
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_LEN, DEFAULT_TTL, ENDPOINT_ENV, MAX_MESSAGE_BYTES,
+    RESERVED_ATTRIBUTES,
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
     pub use lawcket_runtime::{
-        main, Config, FromInvocation, HandlerOutput, IntoTable, Invocation, SyncValue,
+        main, Config, FromInvocation, HandlerOutput, IntoTable, Invocation, MiddlewareOutput,
+        SyncValue,
     };
 }

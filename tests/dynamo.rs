@@ -26,12 +26,16 @@ async fn pipeline(
     let moto = moto::shared();
     let client = moto.client().await;
     let registry = Registry::Dynamo(Arc::new(Dynamo::new(client.clone(), table)));
-    let handler = move |invocation: Invocation| async move { answer(invocation.connection().kind()) };
+    let handler =
+        move |invocation: Invocation| async move { answer(invocation.connection().kind()) };
     let pipeline = Pipeline::new(config, registry, moto.sdk_config().await, None, handler);
     (pipeline, client)
 }
 
-async fn get(client: &aws_sdk_dynamodb::Client, table: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+async fn get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
     client
         .get_item()
         .table_name(table)
@@ -72,7 +76,10 @@ async fn sync_fields_keep_their_types_and_ttl_is_configurable() {
     assert_eq!(item.len(), 9, "exactly the declared attributes: {item:?}");
 
     pipeline.run(event("disconnect.json")).await.unwrap();
-    assert!(get(&client, &table).await.is_none(), "deleted on $disconnect");
+    assert!(
+        get(&client, &table).await.is_none(),
+        "deleted on $disconnect"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +106,10 @@ async fn a_missing_table_refuses_the_connection_before_the_handler() {
     let response = pipeline.run(event("connect.json")).await.unwrap();
     assert_eq!(response.status_code, 500);
     let body = format!("{:?}", response.body);
-    assert!(body.contains(&format!("PutItem on table `{table}`")), "{body}");
+    assert!(
+        body.contains(&format!("PutItem on table `{table}`")),
+        "{body}"
+    );
     assert!(body.contains("does not exist"), "{body}");
 }
 
@@ -109,17 +119,52 @@ async fn an_unreachable_dynamodb_is_a_clear_error() {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "t"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "a", "b", None, None, "t",
+        ))
         .load()
         .await;
-    let registry = Registry::Dynamo(Arc::new(Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), "t")));
+    let registry = Registry::Dynamo(Arc::new(Dynamo::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "t",
+    )));
     let handler = |_: Invocation| async { Ok::<(), BoxError>(()) };
     let pipeline = Pipeline::new(Config::new("t"), registry, sdk, None, handler);
     let response = pipeline.run(event("connect.json")).await.unwrap();
     assert_eq!(response.status_code, 500);
     let body = format!("{:?}", response.body);
-    assert!(body.contains("table `t`") && body.contains("could not be reached"), "{body}");
+    assert!(
+        body.contains("table `t`") && body.contains("could not be reached"),
+        "{body}"
+    );
 
     let err = pipeline.run(event("disconnect.json")).await.unwrap_err();
-    assert!(matches!(err, Error::Registry { operation: "DeleteItem", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Registry {
+                operation: "DeleteItem",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_conditional_update_never_resurrects_a_released_connection() {
+    let table = moto::unique_table("update");
+    let (pipeline, client) = pipeline(&table, Config::new(table.as_str()).sync_field("channel", "#general"), |_| Ok(())).await;
+    moto::create_table(&client, &table).await;
+    let registry = pipeline.registry();
+    pipeline.run(event("connect.json")).await.unwrap();
+
+    assert!(registry.update(ID, "channel", &"#rust".into()).await.unwrap());
+    let item = get(&client, &table).await.unwrap();
+    assert_eq!(item["channel"], AttributeValue::S("#rust".into()));
+    assert!(item.contains_key("updatedAt"));
+
+    pipeline.run(event("disconnect.json")).await.unwrap();
+    assert!(!registry.update(ID, "channel", &"#late".into()).await.unwrap(), "reported as not stored");
+    assert!(get(&client, &table).await.is_none(), "not written back");
 }

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::invocation::{Handler, Middleware};
+use crate::sync::{Dynamic, Source, SyncField};
+
 /// The attributes lawcket writes itself; a sync field may not use these names.
 pub const RESERVED_ATTRIBUTES: &[&str] = &[
     "connectionId",
@@ -117,10 +120,12 @@ impl Table {
 }
 
 /// Everything the attribute says, as the runtime reads it.
-#[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) table: Table,
-    pub(crate) sync: Vec<(String, SyncValue)>,
+    pub(crate) sync: Vec<SyncField>,
+    pub(crate) auto_sync: bool,
+    pub(crate) middleware: Vec<(String, Box<dyn Middleware>)>,
+    pub(crate) plugins: Vec<(String, Box<dyn Handler>)>,
     pub(crate) ttl: Duration,
     pub(crate) local_page: Option<&'static str>,
     pub(crate) indexes: Vec<(String, String)>,
@@ -133,6 +138,9 @@ impl Config {
         Config {
             table: table.into_table(),
             sync: Vec::new(),
+            auto_sync: true,
+            middleware: Vec::new(),
+            plugins: Vec::new(),
             ttl: DEFAULT_TTL,
             local_page: None,
             indexes: Vec::new(),
@@ -142,7 +150,39 @@ impl Config {
 
     /// Adds a fixed sync field written with every connection.
     pub fn sync_field(mut self, name: &str, value: impl Into<SyncValue>) -> Self {
-        self.sync.push((name.to_owned(), value.into()));
+        self.sync.push(SyncField {
+            name: name.to_owned(),
+            source: Source::Fixed(value.into()),
+        });
+        self
+    }
+
+    /// Adds a sync field whose value comes from the `$connect` request.
+    pub fn sync_dynamic(mut self, name: &str, dynamic: Dynamic) -> Self {
+        self.sync.push(SyncField {
+            name: name.to_owned(),
+            source: Source::Dynamic(dynamic),
+        });
+        self
+    }
+
+    /// Turns automatic sync off: the handler stores and releases connections
+    /// itself through [`Registration`](crate::Registration).
+    pub fn manual_sync(mut self) -> Self {
+        self.auto_sync = false;
+        self
+    }
+
+    /// Adds a middleware, run in order before the handler on every event.
+    pub fn middleware(mut self, name: &str, middleware: impl Middleware) -> Self {
+        self.middleware
+            .push((name.to_owned(), Box::new(middleware)));
+        self
+    }
+
+    /// Adds a plugin, run concurrently with the handler with the same arguments.
+    pub fn plugin(mut self, name: &str, plugin: impl Handler) -> Self {
+        self.plugins.push((name.to_owned(), Box::new(plugin)));
         self
     }
 
@@ -183,5 +223,23 @@ impl Config {
             crate::registry::Dynamo::new(client, table),
             |d, (field, index)| d.with_index(field.as_str(), index.as_str()),
         )
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn names<T: ?Sized>(list: &[(String, Box<T>)]) -> Vec<&str> {
+            list.iter().map(|(n, _)| n.as_str()).collect()
+        }
+        f.debug_struct("Config")
+            .field("table", &self.table)
+            .field("sync", &self.sync)
+            .field("auto_sync", &self.auto_sync)
+            .field("middleware", &names(&self.middleware))
+            .field("plugins", &names(&self.plugins))
+            .field("ttl", &self.ttl)
+            .field("indexes", &self.indexes)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
     }
 }

@@ -71,6 +71,14 @@ pub enum Error {
         connection_id: String,
     },
 
+    /// The connection is no longer in the connections table (it closed, or a post
+    /// found it gone), so nothing was written for it.
+    #[error("connection {connection_id} is no longer registered; nothing was written")]
+    Released {
+        /// The connection.
+        connection_id: String,
+    },
+
     /// A call to the API Gateway management API (`@connections`) failed for a reason
     /// other than 410 Gone. The connection is kept.
     #[error("posting to connection {connection_id} through {endpoint} failed: {message}")]

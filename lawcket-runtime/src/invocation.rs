@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::BoxError;
-use crate::{Connection, Event, Kind, Publish};
+use crate::{Connection, Event, Kind, Publish, Registration};
 
 /// One event on its way to the handler.
 #[derive(Clone, Debug)]
@@ -14,6 +14,7 @@ pub struct Invocation {
     pub(crate) event: Event,
     pub(crate) connection: Connection,
     pub(crate) publish: Option<Publish>,
+    pub(crate) registration: Registration,
 }
 
 impl Invocation {
@@ -31,13 +32,18 @@ impl Invocation {
     pub fn publish(&self) -> Option<&Publish> {
         self.publish.as_ref()
     }
+
+    /// The connection's registration in the table.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
+    }
 }
 
 /// A type a handler can take as a parameter.
 #[diagnostic::on_unimplemented(
     message = "a lawcket handler cannot take a parameter of type `{Self}`",
     label = "lawcket cannot provide this",
-    note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`"
+    note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`, `lawcket::Registration`"
 )]
 pub trait FromInvocation: Sized {
     /// Takes the value out of the invocation.
@@ -65,6 +71,12 @@ impl FromInvocation for Option<Publish> {
 impl FromInvocation for Kind {
     fn from_invocation(invocation: &Invocation) -> Self {
         invocation.connection.kind()
+    }
+}
+
+impl FromInvocation for Registration {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.registration.clone()
     }
 }
 
@@ -110,5 +122,44 @@ where
 {
     fn call(&self, invocation: Invocation) -> HandlerFuture {
         Box::pin(self(invocation))
+    }
+}
+
+/// What a middleware may return: `Result<Event, E>`, the event (changed or not)
+/// to pass on, or an error that stops everything ([`Error::reject`](crate::Error::reject)
+/// refuses a `$connect` with its status).
+#[diagnostic::on_unimplemented(
+    message = "a lawcket middleware must return `Result<lawcket::Event, E>`, not `{Self}`",
+    label = "expected `Result<lawcket::Event, E>`",
+    note = "a middleware is `async fn(lawcket::Event, lawcket::Connection) -> Result<lawcket::Event, E>`"
+)]
+pub trait MiddlewareOutput {
+    /// The outcome as the pipeline reads it.
+    fn into_result(self) -> Result<Event, BoxError>;
+}
+
+impl<E: Into<BoxError>> MiddlewareOutput for Result<Event, E> {
+    fn into_result(self) -> Result<Event, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The future a [`Middleware`] returns.
+pub type MiddlewareFuture = Pin<Box<dyn Future<Output = Result<Event, BoxError>> + Send>>;
+
+/// A step run before the handler. Implemented for every
+/// `Fn(Event, Connection) -> impl Future<Output = Result<Event, BoxError>>`.
+pub trait Middleware: Send + Sync + 'static {
+    /// Runs the middleware on one event.
+    fn call(&self, event: Event, connection: Connection) -> MiddlewareFuture;
+}
+
+impl<F, Fut> Middleware for F
+where
+    F: Fn(Event, Connection) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Event, BoxError>> + Send + 'static,
+{
+    fn call(&self, event: Event, connection: Connection) -> MiddlewareFuture {
+        Box::pin(self(event, connection))
     }
 }

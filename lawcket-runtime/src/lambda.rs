@@ -51,6 +51,7 @@ fn diagnostic(error: &Error) -> Diagnostic {
         Error::Serialize(_) => "Serialize",
         Error::Registry { .. } => "Registry",
         Error::Gone { .. } => "Gone",
+        Error::Released { .. } => "Released",
         Error::Post { .. } => "Post",
         Error::Rejected { .. } => "Rejected",
         Error::Config(_) => "Config",

@@ -17,8 +17,10 @@ pub mod local;
 mod pipeline;
 mod publish;
 mod publisher;
+mod registration;
 pub mod registry;
 mod report;
+mod sync;
 
 pub use config::{
     table_from_env, Config, IntoTable, SyncValue, Table, DEFAULT_TTL, RESERVED_ATTRIBUTES,
@@ -28,8 +30,13 @@ pub use endpoint::{management_endpoint, ENDPOINT_ENV};
 pub use entry::main;
 pub use error::{BoxError, Error};
 pub use event::{Body, Event, MAX_MESSAGE_BYTES};
-pub use invocation::{FromInvocation, Handler, HandlerFuture, HandlerOutput, Invocation};
+pub use invocation::{
+    FromInvocation, Handler, HandlerFuture, HandlerOutput, Invocation, Middleware,
+    MiddlewareFuture, MiddlewareOutput,
+};
 pub use pipeline::Pipeline;
 pub use publish::Publish;
 pub use publisher::{Broadcast, Publisher, PublisherBuilder, DEFAULT_CONCURRENCY};
+pub use registration::Registration;
 pub use report::{Failure, Report};
+pub use sync::{Dynamic, DEFAULT_CHARS, DEFAULT_MAX_LEN};

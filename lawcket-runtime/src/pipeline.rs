@@ -1,7 +1,7 @@
 //! The one path from an API Gateway WebSocket event to its response, shared by
 //! the Lambda entry and the local gateway.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body as ResponseBody;
@@ -12,14 +12,15 @@ use crate::config::Config;
 use crate::endpoint::management_endpoint;
 use crate::invocation::{Handler, Invocation};
 use crate::publisher::Publisher;
-use crate::registry::{Item, Registry};
+use crate::registration::{item, Registration};
+use crate::registry::Registry;
 use crate::{Connection, Error, Event, Kind, Publish};
 
 /// Runs events through the user's handler, keeping the registry in step.
 ///
 /// Built once per process; [`Pipeline::run`] serves one event.
 pub struct Pipeline {
-    config: Config,
+    config: Arc<Config>,
     registry: Registry,
     clients: Clients,
     endpoint_override: Option<String>,
@@ -58,7 +59,7 @@ impl Pipeline {
         handler: Box<dyn Handler>,
     ) -> Self {
         Pipeline {
-            config,
+            config: Arc::new(config),
             registry,
             clients: Clients::new(sdk),
             endpoint_override,
@@ -100,62 +101,67 @@ impl Pipeline {
         );
         async move {
             match connection.kind() {
-                Kind::Connect => Ok(self.connect(request, connection).await),
-                Kind::Close => self.disconnect(request, connection).await,
-                Kind::Message => self.message(request, connection).await,
+                Kind::Connect => Ok(self
+                    .connect(request, connection)
+                    .await
+                    .map_or_else(refuse, |()| ok())),
+                Kind::Close => self.disconnect(request, connection).await.map(|()| ok()),
+                Kind::Message => self.message(request, connection).await.map(|()| ok()),
             }
         }
         .instrument(span)
         .await
     }
 
+    /// Middleware, then the store (which must succeed: a connection API Gateway
+    /// accepts is always in the registry), then the handler; if the handler
+    /// fails the item is removed again.
     async fn connect(
         &self,
         request: ApiGatewayWebsocketProxyRequest,
         connection: Connection,
-    ) -> ApiGatewayProxyResponse {
-        let event = match Event::from_request(request) {
-            Ok(event) => event,
-            Err(error) => return refuse(error),
-        };
-        let item = self.item(&connection);
-        // Stored before the handler runs: a connection API Gateway accepts is
-        // always in the registry.
-        if let Err(error) = self.registry.store(&item).await {
-            return refuse(error);
+    ) -> Result<(), Error> {
+        let event = Event::from_request(request)?;
+        let event = self.middleware(event, &connection).await?;
+        if self.config.auto_sync {
+            let item = item(&self.config, &connection, &event)?;
+            self.registry.store(&item).await?;
         }
-        let invocation = Invocation {
-            event,
-            connection,
-            publish: None,
-        };
-        let id = invocation.connection.id().to_owned();
-        match self.call(invocation).await {
-            Ok(()) => ok(),
-            Err(error) => {
+        let id = connection.id().to_owned();
+        let result = self.call(self.invocation(event, connection, None)).await;
+        if let Err(error) = &result {
+            if self.config.auto_sync {
                 if let Err(release) = self.registry.release(&id).await {
                     tracing::error!(error = %release, "could not remove the refused connection; its TTL will reap it");
                 }
-                refuse(error)
             }
+            tracing::debug!(%error, "handler refused the connection");
         }
+        result
     }
 
+    /// The release runs alongside middleware and handler, and happens whatever
+    /// they (or a malformed body) do: the connection is gone either way.
     async fn disconnect(
         &self,
         request: ApiGatewayWebsocketProxyRequest,
         connection: Connection,
-    ) -> Result<ApiGatewayProxyResponse, Error> {
+    ) -> Result<(), Error> {
         let id = connection.id().to_owned();
-        let event = Event::from_request(request)?;
-        let invocation = Invocation {
-            event,
-            connection,
-            publish: None,
+        let handle = async {
+            let event = Event::from_request(request)?;
+            let event = self.middleware(event, &connection).await?;
+            self.call(self.invocation(event, connection.clone(), None))
+                .await
         };
-        let (handled, released) = tokio::join!(self.call(invocation), self.registry.release(&id));
-        match (handled, released) {
-            (Ok(()), Ok(())) => Ok(ok()),
+        let release = async {
+            match self.config.auto_sync {
+                true => self.registry.release(&id).await,
+                false => Ok(()),
+            }
+        };
+        match tokio::join!(handle, release) {
+            (Ok(()), Ok(())) => Ok(()),
             (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
             (Err(error), Err(release)) => {
                 tracing::error!(error = %release, "releasing the connection failed too");
@@ -168,23 +174,69 @@ impl Pipeline {
         &self,
         request: ApiGatewayWebsocketProxyRequest,
         connection: Connection,
-    ) -> Result<ApiGatewayProxyResponse, Error> {
+    ) -> Result<(), Error> {
         let event = Event::from_request(request)?;
+        let event = self.middleware(event, &connection).await?;
         let publish = Publish::new(connection.id(), self.publisher(&connection));
-        let invocation = Invocation {
-            event,
-            connection,
-            publish: Some(publish),
-        };
-        self.call(invocation).await?;
-        Ok(ok())
+        self.call(self.invocation(event, connection, Some(publish)))
+            .await
     }
 
+    /// Each middleware in order; the first error stops everything.
+    async fn middleware(&self, mut event: Event, connection: &Connection) -> Result<Event, Error> {
+        for (name, middleware) in &self.config.middleware {
+            event = middleware
+                .call(event, connection.clone())
+                .await
+                .map_err(|e| Error::from_user(&format!("middleware `{name}`"), e))?;
+        }
+        Ok(event)
+    }
+
+    /// The handler and every plugin, concurrently; all are awaited and any
+    /// failure fails the invocation (the handler's first).
     async fn call(&self, invocation: Invocation) -> Result<(), Error> {
-        self.handler
-            .call(invocation)
-            .await
-            .map_err(|e| Error::from_user("the handler", e))
+        let plugins: Vec<_> = self
+            .config
+            .plugins
+            .iter()
+            .map(|(name, plugin)| {
+                let invocation = invocation.clone();
+                async move {
+                    plugin.call(invocation).await.map_err(|e| {
+                        let error = Error::from_user(&format!("plugin `{name}`"), e);
+                        tracing::error!(plugin = %name, %error, "plugin failed");
+                        error
+                    })
+                }
+            })
+            .collect();
+        let (handled, plugged) = tokio::join!(
+            self.handler.call(invocation),
+            futures_util::future::join_all(plugins)
+        );
+        handled.map_err(|e| Error::from_user("the handler", e))?;
+        plugged.into_iter().collect()
+    }
+
+    fn invocation(
+        &self,
+        event: Event,
+        connection: Connection,
+        publish: Option<Publish>,
+    ) -> Invocation {
+        let registration = Registration::new(
+            connection.clone(),
+            event.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.config),
+        );
+        Invocation {
+            event,
+            connection,
+            publish,
+            registration,
+        }
     }
 
     /// A publisher for `connection`'s API stage.
@@ -201,24 +253,6 @@ impl Pipeline {
             Some(connection.stage().to_owned()),
             self.config.concurrency,
         )
-    }
-
-    fn item(&self, connection: &Connection) -> Item {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Item {
-            connection_id: connection.id().to_owned(),
-            domain_name: connection.domain_name().to_owned(),
-            stage: connection.stage().to_owned(),
-            fields: self.config.sync.clone(),
-            connected_at: if connection.connected_at() > 0 {
-                connection.connected_at()
-            } else {
-                now.as_millis() as i64
-            },
-            ttl: (now + self.config.ttl).as_secs() as i64,
-        }
     }
 }
 
@@ -301,10 +335,13 @@ mod tests {
             item.domain_name,
             "abc123defg.execute-api.us-east-1.amazonaws.com"
         );
-        assert_eq!(item.fields, vec![("channel".into(), "#general".into())]);
+        assert_eq!(
+            item.fields,
+            vec![("channel".to_owned(), crate::SyncValue::from("#general"))]
+        );
         assert_eq!(item.connected_at, 1795606853439);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         assert!((item.ttl - now - crate::DEFAULT_TTL.as_secs() as i64).abs() <= 2);

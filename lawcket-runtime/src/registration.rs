@@ -1,0 +1,127 @@
+//! The connection's entry in the registry, as the handler sees it.
+
+use std::sync::Arc;
+
+use crate::config::{Config, SyncValue};
+use crate::registry::{Item, Registry};
+use crate::{Connection, Error, Event};
+
+/// The connection's registration in the connections table: store it by hand
+/// (with `manual_sync`), release it, or change a sync field of a live connection.
+///
+/// ```
+/// # async fn demo(registration: lawcket::Registration) -> Result<(), lawcket::Error> {
+/// // Join another channel. The write is conditional: a connection that has
+/// // already been released is never written back.
+/// registration.set("channel", "#random").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Registration {
+    connection: Connection,
+    event: Event,
+    registry: Registry,
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("connection_id", &self.connection.id())
+            .field("registry", &self.registry.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    pub(crate) fn new(
+        connection: Connection,
+        event: Event,
+        registry: Registry,
+        config: Arc<Config>,
+    ) -> Self {
+        Registration {
+            connection,
+            event,
+            registry,
+            config,
+        }
+    }
+
+    /// The connection this registration is for.
+    pub fn connection_id(&self) -> &str {
+        self.connection.id()
+    }
+
+    /// Stores the connection with its sync fields, as automatic sync does on
+    /// `$connect` (for handlers declared with `manual_sync`). A dynamic field
+    /// that is missing or invalid is a 400 rejection naming it.
+    pub async fn register(&self) -> Result<(), Error> {
+        let item = item(&self.config, &self.connection, &self.event)?;
+        self.registry.store(&item).await
+    }
+
+    /// Removes the connection from the table.
+    pub async fn release(&self) -> Result<(), Error> {
+        self.registry.release(self.connection.id()).await
+    }
+
+    /// Sets the declared sync field `field` of this live connection. Only
+    /// declared fields can be written, with values that pass their rules; a
+    /// connection no longer in the table is not written back
+    /// ([`Error::Released`]).
+    pub async fn set(&self, field: &str, value: impl Into<SyncValue>) -> Result<(), Error> {
+        let value = value.into();
+        let declared = self
+            .config
+            .sync
+            .iter()
+            .find(|f| f.name == field)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.config.sync.iter().map(|f| f.name.as_str()).collect();
+                Error::reject(
+                    400,
+                    format!(
+                        "`{field}` is not a declared sync field (declared: {})",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        declared.check(&value)?;
+        if self
+            .registry
+            .update(self.connection.id(), field, &value)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::Released {
+                connection_id: self.connection.id().to_owned(),
+            })
+        }
+    }
+}
+
+/// The registry item for a `$connect`.
+pub(crate) fn item(config: &Config, connection: &Connection, event: &Event) -> Result<Item, Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let fields = config
+        .sync
+        .iter()
+        .map(|field| Ok((field.name.clone(), field.value(event)?)))
+        .collect::<Result<_, Error>>()?;
+    Ok(Item {
+        connection_id: connection.id().to_owned(),
+        domain_name: connection.domain_name().to_owned(),
+        stage: connection.stage().to_owned(),
+        fields,
+        connected_at: if connection.connected_at() > 0 {
+            connection.connected_at()
+        } else {
+            now.as_millis() as i64
+        },
+        ttl: (now + config.ttl).as_secs() as i64,
+    })
+}
