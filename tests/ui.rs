@@ -10,3 +10,20 @@ fn ui() {
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/fail/*.rs");
 }
+
+/// The macro keeps its own copy of these names; tests/ui/fail/reserved_sync_keys.rs
+/// pins that it rejects each of them.
+#[test]
+fn reserved_attributes_match_the_macro() {
+    assert_eq!(
+        lawcket::RESERVED_ATTRIBUTES,
+        [
+            "connectionId",
+            "domainName",
+            "stage",
+            "connectedAt",
+            "updatedAt",
+            "ttl"
+        ],
+    );
+}

@@ -9,7 +9,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path};
 use crate::ctxt::Ctxt;
 
 /// Attributes the runtime writes itself (keep in step with
-/// `lawcket_runtime::RESERVED_ATTRIBUTES`; a test in tests/ compares them).
+/// `lawcket_runtime::RESERVED_ATTRIBUTES`; tests/ui.rs checks them).
 const RESERVED: &[&str] = &[
     "connectionId",
     "domainName",
@@ -46,62 +46,62 @@ pub(crate) fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Args {
         ttl: None,
         krate: None,
     };
-    let parser = syn::meta::parser(|meta| argument(cx, &mut args, meta));
-    if let Err(error) = parser.parse2(tokens) {
-        cx.push(error);
-    }
-    if args.table.is_none() {
-        cx.push(syn::Error::new(
+    let mut seen = Vec::new();
+    let parser = syn::meta::parser(|meta| argument(cx, &mut args, &mut seen, meta));
+    match parser.parse2(tokens) {
+        Err(error) => cx.push(error),
+        // Only when every argument was read: a syntax error may have stopped
+        // parsing before `table`.
+        Ok(()) if args.table.is_none() => cx.push(syn::Error::new(
             Span::call_site(),
             "missing `table = ...`: name the DynamoDB connections table, e.g. \
              `#[lawcket::handler(table = env!(\"CONNECTIONS_TABLE\"))]`",
-        ));
+        )),
+        Ok(()) => {}
     }
     args
 }
 
-fn argument(cx: &mut Ctxt, args: &mut Args, meta: ParseNestedMeta) -> syn::Result<()> {
+fn argument(
+    cx: &mut Ctxt,
+    args: &mut Args,
+    seen: &mut Vec<String>,
+    meta: ParseNestedMeta,
+) -> syn::Result<()> {
     let path = meta.path.clone();
-    let name = path
-        .get_ident()
-        .map(|i| i.to_string())
-        .unwrap_or_default();
-    match name.as_str() {
-        "table" => {
-            let value: Expr = meta.value()?.parse()?;
-            if args.table.is_some() {
-                cx.error_spanned_by(&path, "duplicate `table` argument");
-            } else {
-                args.table = Some(value);
-            }
+    let name = path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+    // `sync(...)` may be split over several groups; the others are single values.
+    if matches!(name.as_str(), "table" | "ttl" | "crate") {
+        if seen.contains(&name) {
+            cx.error_spanned_by(&path, format!("duplicate `{name}` argument; give it once"));
+            return skip_value(&meta);
         }
+        seen.push(name.clone());
+    }
+    match name.as_str() {
+        "table" => args.table = Some(meta.value()?.parse()?),
         "sync" => {
             if !meta.input.peek(syn::token::Paren) {
-                return Err(meta.error("expected `sync(key = value, ...)`"));
+                cx.error_spanned_by(&path, "expected `sync(key = value, ...)`");
+                return skip_value(&meta);
             }
             meta.parse_nested_meta(|field| sync_field(cx, args, field))?;
         }
-        "ttl" => {
-            let lit: Lit = meta.value()?.parse()?;
-            match lit {
-                Lit::Int(int) if args.ttl.is_some() => cx.error_spanned_by(int, "duplicate `ttl` argument"),
-                Lit::Int(int) => match int.base10_parse::<u64>() {
-                    Ok(0) => cx.error_spanned_by(&int, "`ttl` must be at least 1 second"),
-                    Ok(_) => args.ttl = Some(int),
-                    Err(e) => cx.push(e),
-                },
-                other => cx.error_spanned_by(
-                    other,
-                    "`ttl` is a number of seconds, e.g. `ttl = 7800`",
-                ),
-            }
-        }
+        "ttl" => match meta.value()?.parse()? {
+            Lit::Int(int) => match int.base10_parse::<u64>() {
+                Ok(0) => cx.error_spanned_by(&int, "`ttl` must be at least 1 second"),
+                // Re-written unsuffixed: `600u32` would not fit `Duration::from_secs`.
+                Ok(secs) => args.ttl = Some(LitInt::new(&secs.to_string(), int.span())),
+                Err(e) => cx.push(e),
+            },
+            other => cx.error_spanned_by(other, "`ttl` is a number of seconds, e.g. `ttl = 7800`"),
+        },
         "crate" => {
             let lit: LitStr = meta.value()?.parse()?;
             match lit.parse::<Path>() {
-                Ok(_) if args.krate.is_some() => cx.error_spanned_by(&lit, "duplicate `crate` argument"),
                 Ok(krate) => args.krate = Some(krate),
-                Err(_) => cx.error_spanned_by(&lit, "`crate` must be a path, e.g. `crate = \"::lawcket\"`"),
+                Err(_) => cx
+                    .error_spanned_by(&lit, "`crate` must be a path, e.g. `crate = \"::lawcket\"`"),
             }
         }
         _ => {
@@ -109,7 +109,9 @@ fn argument(cx: &mut Ctxt, args: &mut Args, meta: ParseNestedMeta) -> syn::Resul
                 &path,
                 format!(
                     "unknown argument `{}`; lawcket::handler takes {KNOWN}",
-                    quote::ToTokens::to_token_stream(&path).to_string().replace(' ', "")
+                    quote::ToTokens::to_token_stream(&path)
+                        .to_string()
+                        .replace(' ', "")
                 ),
             );
             skip_value(&meta)?;
@@ -159,7 +161,14 @@ fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {
             op: syn::UnOp::Neg(_),
             expr: inner,
             ..
-        }) if matches!(&**inner, Expr::Lit(ExprLit { lit: Lit::Int(_), .. })) => {
+        }) if matches!(
+            &**inner,
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(_),
+                ..
+            })
+        ) =>
+        {
             literal(inner).map(|_| SyncValue::Int(expr.clone()))
         }
         _ => Err(NOT_LITERAL),

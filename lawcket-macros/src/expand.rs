@@ -1,7 +1,7 @@
 //! Writes the user's fn back unchanged plus a thin `main` that hands everything
 //! to `::lawcket::__private::main`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType};
@@ -12,25 +12,30 @@ use crate::ctxt::Ctxt;
 
 pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
-    let function: ItemFn = match syn::parse2(item.clone()) {
+    // On any error the item is given back (so only the real errors show, and
+    // IDEs keep seeing it) with a stub `main`, which stops a second "`main`
+    // function not found" error.
+    let stub = quote! { fn main() {} };
+    let mut function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(error) => {
-            // Not a fn at all: report that and give the item back untouched.
             let error = syn::Error::new(
                 error.span(),
-                "#[lawcket::handler] goes on an `async fn`",
+                "`#[lawcket::handler]` goes on an `async fn`, not on this item",
             )
             .to_compile_error();
-            return quote! { #error #item };
+            return quote! { #error #item #stub };
         }
     };
     let args = args::parse(&mut cx, args);
     check::function(&mut cx, &function);
     match cx.finish() {
         Some(errors) => {
-            // Keep the user's fn so only the real errors show; a stub `main`
-            // stops a second "no main" error (unless the fn itself is `main`).
-            let stub = (function.sig.ident != "main").then(|| quote! { fn main() {} });
+            // A fn named `main` (already reported) is renamed so rustc says
+            // nothing about it clashing with the stub or being `async`.
+            if function.sig.ident == "main" {
+                function.sig.ident = Ident::new("__lawcket_main", function.sig.ident.span());
+            }
             quote! { #errors #function #stub }
         }
         None => {
@@ -46,16 +51,32 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         .as_ref()
         .map(ToTokens::to_token_stream)
         .unwrap_or_else(|| quote!(::lawcket));
-    let private = quote!(#krate::__private);
+    // `#krate::__private` located at `span`: interpolated tokens keep their own
+    // spans, so without this a trait error's label would stretch from the
+    // attribute to the user's token. Call-site hygiene is kept.
+    let private_at = |span: Span| -> TokenStream {
+        let span = Span::call_site().located_at(span);
+        quote!(#krate::__private)
+            .into_iter()
+            .map(|mut token| {
+                token.set_span(span);
+                token
+            })
+            .collect()
+    };
+    let private = private_at(Span::call_site());
 
     let table = args.table.as_ref().expect("checked in args::parse");
-    let table = quote_spanned! {table.span()=>
-        #private::IntoTable::into_table(#table)
+    let table = {
+        let private = private_at(table.span());
+        quote_spanned! {table.span()=> #private::IntoTable::into_table(#table) }
     };
     let sync = args.sync.iter().map(|field| {
         let key = field.key.to_string();
         let value = match &field.value {
-            SyncValue::Str(s) => quote!(#private::SyncValue::Str(::std::string::String::from(#s))),
+            SyncValue::Str(s) => {
+                quote!(#private::SyncValue::Str(::std::string::String::from(#s)))
+            }
             SyncValue::Int(i) => quote!(#private::SyncValue::Int(#i)),
             SyncValue::Bool(b) => quote!(#private::SyncValue::Bool(#b)),
         };
@@ -71,19 +92,22 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
     let params = function.sig.inputs.iter().map(|input| match input {
         FnArg::Typed(param) => {
             let ty = &param.ty;
+            let private = private_at(ty.span());
             quote_spanned! {ty.span()=>
                 <#ty as #private::FromInvocation>::from_invocation(&#invocation)
             }
         }
         FnArg::Receiver(_) => unreachable!("rejected in check::function"),
     });
+    // The output is checked on the user's return type, not on the attribute.
     let output_span = match &function.sig.output {
         ReturnType::Default => Span::call_site(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    let output = quote!(__lawcket_output);
-    let into_result = quote_spanned! {output_span=>
-        #private::HandlerOutput::into_result(#output)
+    let output = Ident::new("__lawcket_output", output_span);
+    let into_result = {
+        let private = private_at(output_span);
+        quote_spanned! {output_span=> #private::HandlerOutput::into_result(#output) }
     };
 
     quote! {

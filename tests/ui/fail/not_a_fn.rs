@@ -1,3 +1,2 @@
 #[lawcket::handler(table = "connections")]
 struct Handler;
-

@@ -1,0 +1,2 @@
+#[lawcket::handler(sync = "#general", table = "connections")]
+async fn handler() {}

@@ -1,0 +1,2 @@
+#[lawcket::handler(table "connections")]
+async fn handler() {}
