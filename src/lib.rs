@@ -74,7 +74,7 @@ pub use lawcket_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use lawcket_runtime::{
-        main, Config, FromInvocation, HandlerOutput, IntoTable, Invocation, MiddlewareOutput,
-        SyncValue,
+        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoMiddleware, IntoPlugin,
+        IntoTable, Invocation, SyncValue,
     };
 }

@@ -154,17 +154,31 @@ async fn an_unreachable_dynamodb_is_a_clear_error() {
 #[tokio::test]
 async fn the_conditional_update_never_resurrects_a_released_connection() {
     let table = moto::unique_table("update");
-    let (pipeline, client) = pipeline(&table, Config::new(table.as_str()).sync_field("channel", "#general"), |_| Ok(())).await;
+    let (pipeline, client) = pipeline(
+        &table,
+        Config::new(table.as_str()).sync_field("channel", "#general"),
+        |_| Ok(()),
+    )
+    .await;
     moto::create_table(&client, &table).await;
     let registry = pipeline.registry();
     pipeline.run(event("connect.json")).await.unwrap();
 
-    assert!(registry.update(ID, "channel", &"#rust".into()).await.unwrap());
+    assert!(registry
+        .update(ID, "channel", &"#rust".into())
+        .await
+        .unwrap());
     let item = get(&client, &table).await.unwrap();
     assert_eq!(item["channel"], AttributeValue::S("#rust".into()));
     assert!(item.contains_key("updatedAt"));
 
     pipeline.run(event("disconnect.json")).await.unwrap();
-    assert!(!registry.update(ID, "channel", &"#late".into()).await.unwrap(), "reported as not stored");
+    assert!(
+        !registry
+            .update(ID, "channel", &"#late".into())
+            .await
+            .unwrap(),
+        "reported as not stored"
+    );
     assert!(get(&client, &table).await.is_none(), "not written back");
 }

@@ -23,7 +23,10 @@ fn event(name: &str) -> ApiGatewayWebsocketProxyRequest {
 async fn pipeline(config: Config, handler: impl Handler) -> (Pipeline, Arc<Memory>) {
     let memory = Arc::new(Memory::new());
     let registry = Registry::Memory(Arc::clone(&memory));
-    (Pipeline::new(config, registry, local_sdk_config().await, None, handler), memory)
+    (
+        Pipeline::new(config, registry, local_sdk_config().await, None, handler),
+        memory,
+    )
 }
 
 fn ok_handler() -> impl Handler {
@@ -33,7 +36,7 @@ fn ok_handler() -> impl Handler {
 type Trace = Arc<Mutex<Vec<String>>>;
 
 /// A middleware that appends `name` to the trace and to the event's body text.
-fn tracer(trace: &Trace, name: &'static str) -> impl lawcket_runtime::Middleware {
+fn tracer(trace: &Trace, name: &'static str) -> impl lawcket_runtime::IntoMiddleware {
     let trace = Arc::clone(trace);
     move |mut event: Event, _connection: lawcket::Connection| {
         let trace = Arc::clone(&trace);
@@ -51,7 +54,9 @@ async fn middleware_runs_in_order_and_may_change_the_event() {
     let trace: Trace = Arc::default();
     let seen: Arc<Mutex<Option<lawcket::Body>>> = Arc::default();
     let record = Arc::clone(&seen);
-    let config = Config::new("t").middleware("first", tracer(&trace, "first")).middleware("second", tracer(&trace, "second"));
+    let config = Config::new("t")
+        .middleware("first", tracer(&trace, "first"))
+        .middleware("second", tracer(&trace, "second"));
     let handler = move |invocation: Invocation| {
         *record.lock().unwrap() = Some(invocation.event().body().clone());
         async { Ok::<(), BoxError>(()) }
@@ -60,10 +65,13 @@ async fn middleware_runs_in_order_and_may_change_the_event() {
     pipeline.run(event("message-json.json")).await.unwrap();
     assert_eq!(*trace.lock().unwrap(), ["first", "second"]);
     let body = seen.lock().unwrap().clone().unwrap();
-    assert_eq!(body, lawcket::Body::Text(r#"{"action":"sendmessage","data":"hi"}|first|second"#.into()));
+    assert_eq!(
+        body,
+        lawcket::Body::Text(r#"{"action":"sendmessage","data":"hi"}|first|second"#.into())
+    );
 }
 
-fn rejecting(status: u16) -> impl lawcket_runtime::Middleware {
+fn rejecting(status: u16) -> impl lawcket_runtime::IntoMiddleware {
     move |event: Event, _: lawcket::Connection| async move {
         match event.query("token") {
             Some("good") => Ok(event),
@@ -76,7 +84,9 @@ fn rejecting(status: u16) -> impl lawcket_runtime::Middleware {
 async fn a_rejecting_middleware_refuses_connect_with_its_status_and_stores_nothing() {
     for status in [401, 403, 429] {
         let trace: Trace = Arc::default();
-        let config = Config::new("t").middleware("auth", rejecting(status)).middleware("after", tracer(&trace, "after"));
+        let config = Config::new("t")
+            .middleware("auth", rejecting(status))
+            .middleware("after", tracer(&trace, "after"));
         let ran = Arc::new(Mutex::new(false));
         let flag = Arc::clone(&ran);
         let handler = move |_: Invocation| {
@@ -88,7 +98,10 @@ async fn a_rejecting_middleware_refuses_connect_with_its_status_and_stores_nothi
         assert_eq!(response.status_code, i64::from(status));
         assert!(memory.is_empty(), "nothing stored");
         assert!(!*ran.lock().unwrap(), "the handler did not run");
-        assert!(trace.lock().unwrap().is_empty(), "later middleware did not run");
+        assert!(
+            trace.lock().unwrap().is_empty(),
+            "later middleware did not run"
+        );
     }
 }
 
@@ -105,7 +118,8 @@ async fn a_rejecting_middleware_cannot_stop_a_disconnect_from_releasing() {
     let config = Config::new("t").middleware("auth", rejecting(403));
     let (pipeline, memory) = pipeline(config, ok_handler()).await;
     let mut connect = event("connect.json");
-    connect.query_string_parameters = std::collections::HashMap::from([("token".to_owned(), "good".to_owned())]).into();
+    connect.query_string_parameters =
+        std::collections::HashMap::from([("token".to_owned(), "good".to_owned())]).into();
     assert_eq!(pipeline.run(connect).await.unwrap().status_code, 200);
     assert_eq!(memory.len(), 1);
     assert!(pipeline.run(event("disconnect.json")).await.is_err());
@@ -123,7 +137,10 @@ async fn plugins_run_concurrently_with_the_handler_and_their_failures_count() {
             let barrier = Arc::clone(&barrier);
             async move {
                 assert_eq!(invocation.connection().kind(), Kind::Message);
-                assert!(invocation.publish().is_some(), "plugins get the same arguments");
+                assert!(
+                    invocation.publish().is_some(),
+                    "plugins get the same arguments"
+                );
                 tokio::time::timeout(Duration::from_secs(5), barrier.wait())
                     .await
                     .map_err(|_| "handler and plugin did not overlap")?;
@@ -142,7 +159,10 @@ async fn plugins_run_concurrently_with_the_handler_and_their_failures_count() {
     assert_eq!(err.to_string(), "plugin `audit` failed: disk full");
 }
 
-fn connect_with(query: &[(&str, &str)], headers: &[(&'static str, &str)]) -> ApiGatewayWebsocketProxyRequest {
+fn connect_with(
+    query: &[(&str, &str)],
+    headers: &[(&'static str, &str)],
+) -> ApiGatewayWebsocketProxyRequest {
     let mut request = event("connect.json");
     request.query_string_parameters = query
         .iter()
@@ -158,14 +178,23 @@ fn connect_with(query: &[(&str, &str)], headers: &[(&'static str, &str)]) -> Api
 fn dynamic_config() -> Config {
     Config::new("t")
         .sync_field("app", "chat")
-        .sync_dynamic("channel", Dynamic::query("channel").default("#general").max_len(16).chars("a-z0-9#-"))
+        .sync_dynamic(
+            "channel",
+            Dynamic::query("channel")
+                .default("#general")
+                .max_len(16)
+                .chars("a-z0-9#-"),
+        )
         .sync_dynamic("team", Dynamic::header("x-team"))
 }
 
 #[tokio::test]
 async fn dynamic_fields_come_from_query_and_headers_with_defaults() {
     let (pipeline, memory) = pipeline(dynamic_config(), ok_handler()).await;
-    let response = pipeline.run(connect_with(&[("channel", "#rust")], &[("x-team", "core")])).await.unwrap();
+    let response = pipeline
+        .run(connect_with(&[("channel", "#rust")], &[("x-team", "core")]))
+        .await
+        .unwrap();
     assert_eq!(response.status_code, 200);
     let fields = memory.get(ID).unwrap().fields;
     assert_eq!(
@@ -177,17 +206,40 @@ async fn dynamic_fields_come_from_query_and_headers_with_defaults() {
         ]
     );
     pipeline.run(event("disconnect.json")).await.unwrap();
-    pipeline.run(connect_with(&[], &[("X-Team", "ops")])).await.unwrap();
-    assert_eq!(memory.get(ID).unwrap().fields[1].1, SyncValue::from("#general"), "default");
+    pipeline
+        .run(connect_with(&[], &[("X-Team", "ops")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.get(ID).unwrap().fields[1].1,
+        SyncValue::from("#general"),
+        "default"
+    );
 }
 
 #[tokio::test]
 async fn invalid_or_missing_dynamic_fields_refuse_with_400_naming_the_field() {
     let cases: [(&[(&str, &str)], &[(&'static str, &str)], &str); 4] = [
-        (&[], &[], "missing sync field `team`: connect with the header `x-team`"),
-        (&[("channel", "#Rust")], &[("x-team", "a")], "sync field `channel`: `R` is not allowed"),
-        (&[("channel", "#a-very-long-channel-name")], &[("x-team", "a")], "sync field `channel`: 25 characters, over the limit of 16"),
-        (&[], &[("x-team", "<script>")], "sync field `team`: `<` is not allowed"),
+        (
+            &[],
+            &[],
+            "missing sync field `team`: connect with the header `x-team`",
+        ),
+        (
+            &[("channel", "#Rust")],
+            &[("x-team", "a")],
+            "sync field `channel`: `R` is not allowed",
+        ),
+        (
+            &[("channel", "#a-very-long-channel-name")],
+            &[("x-team", "a")],
+            "sync field `channel`: 25 characters, over the limit of 16",
+        ),
+        (
+            &[],
+            &[("x-team", "<script>")],
+            "sync field `team`: `<` is not allowed",
+        ),
     ];
     for (query, headers, message) in cases {
         let (pipeline, memory) = pipeline(dynamic_config(), ok_handler()).await;
@@ -204,17 +256,31 @@ async fn manual_sync_stores_and_releases_only_when_the_handler_says() {
     let handler = |invocation: Invocation| async move {
         let registration = invocation.registration();
         match invocation.connection().kind() {
-            Kind::Connect if invocation.event().query("channel") == Some("#general") => registration.register().await?,
+            Kind::Connect if invocation.event().query("channel") == Some("#general") => {
+                registration.register().await?
+            }
             Kind::Close => registration.release().await?,
             _ => {}
         }
         Ok::<(), BoxError>(())
     };
     let (pipeline, memory) = pipeline(dynamic_config().manual_sync(), handler).await;
-    pipeline.run(connect_with(&[("channel", "#other")], &[("x-team", "a")])).await.unwrap();
-    assert!(memory.is_empty(), "manual sync: nothing stored unless the handler registers");
-    pipeline.run(connect_with(&[("channel", "#general")], &[("x-team", "a")])).await.unwrap();
-    assert_eq!(memory.get(ID).unwrap().fields[1].1, SyncValue::from("#general"));
+    pipeline
+        .run(connect_with(&[("channel", "#other")], &[("x-team", "a")]))
+        .await
+        .unwrap();
+    assert!(
+        memory.is_empty(),
+        "manual sync: nothing stored unless the handler registers"
+    );
+    pipeline
+        .run(connect_with(&[("channel", "#general")], &[("x-team", "a")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.get(ID).unwrap().fields[1].1,
+        SyncValue::from("#general")
+    );
     pipeline.run(event("disconnect.json")).await.unwrap();
     assert!(memory.is_empty(), "released by the handler");
 }
@@ -228,28 +294,54 @@ async fn set_writes_declared_fields_only_and_never_resurrects() {
         async move {
             if invocation.connection().kind() == Kind::Message {
                 let r = invocation.registration();
-                for (field, value) in [("channel", SyncValue::from("#rust")), ("nope", "x".into()), ("channel", "bad value".into()), ("app", 5.into())] {
+                for (field, value) in [
+                    ("channel", SyncValue::from("#rust")),
+                    ("nope", "x".into()),
+                    ("channel", "bad value".into()),
+                    ("app", 5.into()),
+                ] {
                     let result = r.set(field, value).await;
-                    record.lock().unwrap().push(result.map(|()| "ok".to_owned()).unwrap_or_else(|e| e.to_string()));
+                    record.lock().unwrap().push(
+                        result
+                            .map(|()| "ok".to_owned())
+                            .unwrap_or_else(|e| e.to_string()),
+                    );
                 }
             }
             Ok::<(), BoxError>(())
         }
     };
     let (pipeline, memory) = pipeline(dynamic_config(), handler).await;
-    pipeline.run(connect_with(&[], &[("x-team", "a")])).await.unwrap();
+    pipeline
+        .run(connect_with(&[], &[("x-team", "a")]))
+        .await
+        .unwrap();
     pipeline.run(event("message-json.json")).await.unwrap();
-    assert_eq!(memory.get(ID).unwrap().fields[1].1, SyncValue::from("#rust"));
+    assert_eq!(
+        memory.get(ID).unwrap().fields[1].1,
+        SyncValue::from("#rust")
+    );
     let results = outcome.lock().unwrap().clone();
     assert_eq!(results[0], "ok");
-    assert!(results[1].contains("`nope` is not a declared sync field (declared: app, channel, team)"), "{}", results[1]);
+    assert!(
+        results[1].contains("`nope` is not a declared sync field (declared: app, channel, team)"),
+        "{}",
+        results[1]
+    );
     assert!(results[2].contains("` ` is not allowed"), "{}", results[2]);
-    assert!(results[3].contains("sync field `app` cannot hold"), "{}", results[3]);
+    assert!(
+        results[3].contains("sync field `app` cannot hold"),
+        "{}",
+        results[3]
+    );
 
     pipeline.run(event("disconnect.json")).await.unwrap();
     outcome.lock().unwrap().clear();
     pipeline.run(event("message-json.json")).await.unwrap();
-    assert!(memory.is_empty(), "a released connection is not written back");
+    assert!(
+        memory.is_empty(),
+        "a released connection is not written back"
+    );
     assert_eq!(
         outcome.lock().unwrap()[0],
         format!("connection {ID} is no longer registered; nothing was written")
@@ -271,7 +363,13 @@ async fn routes_reach_the_handler_and_bodies_deserialise_into_tagged_enums() {
         let record = Arc::clone(&record);
         async move {
             let route = invocation.connection().route_key().to_owned();
-            record.lock().unwrap().push((route, invocation.event().json::<Action>().map_err(|e| e.to_string())));
+            record.lock().unwrap().push((
+                route,
+                invocation
+                    .event()
+                    .json::<Action>()
+                    .map_err(|e| e.to_string()),
+            ));
             Ok::<(), BoxError>(())
         }
     };
@@ -286,10 +384,27 @@ async fn routes_reach_the_handler_and_bodies_deserialise_into_tagged_enums() {
     pipeline.run(unknown).await.unwrap();
 
     let seen = seen.lock().unwrap();
-    assert_eq!(seen[0], ("$default".to_owned(), Ok(Action::SendMessage { data: "hi".into() })));
-    assert_eq!(seen[1], ("join".to_owned(), Ok(Action::Join { channel: "#rust".into() })));
+    assert_eq!(
+        seen[0],
+        (
+            "$default".to_owned(),
+            Ok(Action::SendMessage { data: "hi".into() })
+        )
+    );
+    assert_eq!(
+        seen[1],
+        (
+            "join".to_owned(),
+            Ok(Action::Join {
+                channel: "#rust".into()
+            })
+        )
+    );
     let err = seen[2].1.as_ref().unwrap_err();
-    assert!(err.contains("unknown variant `dance`, expected `join` or `sendmessage`"), "{err}");
+    assert!(
+        err.contains("unknown variant `dance`, expected `join` or `sendmessage`"),
+        "{err}"
+    );
     assert!(err.contains("features::Action"), "{err}");
 }
 
@@ -303,7 +418,15 @@ async fn the_local_gateway_refuses_the_handshake_with_the_middleware_status() {
         other => panic!("{other}"),
     };
     assert_eq!(status(local.connect("?token=bad").await.unwrap_err()), 401);
-    assert_eq!(status(local.connect("?token=good&channel=%23BAD").await.unwrap_err()), 400);
+    assert_eq!(
+        status(
+            local
+                .connect("?token=good&channel=%23BAD")
+                .await
+                .unwrap_err()
+        ),
+        400
+    );
     assert!(local.memory.is_empty());
     let client = local.connect("?token=good&channel=%23ok").await;
     assert!(client.is_err(), "x-team header is required");

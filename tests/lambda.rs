@@ -12,26 +12,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use support::connections::Connections;
 use support::runtime_api::{Outcome, RuntimeApi};
-use support::{fixture, moto};
+use support::{example, fixture, moto};
 
 const TABLE: &str = env!("CONNECTIONS_TABLE");
 const ID: &str = "0PYxyh3bqNs7z8s=";
-
-/// The example binary, built by `cargo test` (or built here when a single test
-/// target was asked for).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    path
-}
 
 struct Function {
     child: Child,
@@ -69,7 +53,10 @@ fn spawn(name: &str, env: Vec<(&'static str, String)>) -> Function {
     Function { child, log }
 }
 
-async fn item(client: &aws_sdk_dynamodb::Client, id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+async fn item(
+    client: &aws_sdk_dynamodb::Client,
+    id: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
     client
         .get_item()
         .table_name(TABLE)
@@ -112,11 +99,19 @@ async fn echo_binary_serves_real_invocations() {
     let before = now_secs();
     let outcome = runtime.invoke(fixture("connect.json")).await;
     assert_eq!(status(&outcome), 200, "{}", function.log());
-    let stored = item(&dynamo, ID).await.expect("connection stored on $connect");
-    assert_eq!(stored["domainName"], AttributeValue::S("abc123defg.execute-api.us-east-1.amazonaws.com".into()));
+    let stored = item(&dynamo, ID)
+        .await
+        .expect("connection stored on $connect");
+    assert_eq!(
+        stored["domainName"],
+        AttributeValue::S("abc123defg.execute-api.us-east-1.amazonaws.com".into())
+    );
     assert_eq!(stored["stage"], AttributeValue::S("prod".into()));
     assert_eq!(stored["channel"], AttributeValue::S("#general".into()));
-    assert_eq!(stored["connectedAt"], AttributeValue::N("1795606853439".into()));
+    assert_eq!(
+        stored["connectedAt"],
+        AttributeValue::N("1795606853439".into())
+    );
     let ttl: u64 = stored["ttl"].as_n().unwrap().parse().unwrap();
     let default_ttl = lawcket::DEFAULT_TTL.as_secs();
     assert!(
@@ -131,31 +126,50 @@ async fn echo_binary_serves_real_invocations() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].connection_id, ID);
     let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
-    assert_eq!(body, json!({ "echo": { "action": "sendmessage", "data": "hi" }, "from": ID }));
-    assert!(posts[0].authorization.as_deref().unwrap_or("").starts_with("AWS4-HMAC-SHA256"));
+    assert_eq!(
+        body,
+        json!({ "echo": { "action": "sendmessage", "data": "hi" }, "from": ID })
+    );
+    assert!(posts[0]
+        .authorization
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("AWS4-HMAC-SHA256"));
 
     // MESSAGE (binary, base64): decoded and echoed as bytes.
     let outcome = runtime.invoke(fixture("message-binary.json")).await;
     assert_eq!(status(&outcome), 200, "{}", function.log());
-    assert_eq!(connections.posts()[1].body, (0u8..=255).collect::<Vec<u8>>());
+    assert_eq!(
+        connections.posts()[1].body,
+        (0u8..=255).collect::<Vec<u8>>()
+    );
 
     // A malformed event is a typed error, and the function keeps serving.
     let outcome = runtime.invoke(json!({ "hello": "world" })).await;
     assert_eq!(error_type(&outcome), "lawcket::Error::MalformedEvent");
     let mut bad_base64 = fixture("message-binary.json");
     bad_base64["body"] = json!("not base64!");
-    assert_eq!(error_type(&runtime.invoke(bad_base64).await), "lawcket::Error::Base64");
+    assert_eq!(
+        error_type(&runtime.invoke(bad_base64).await),
+        "lawcket::Error::Base64"
+    );
 
     // 410 Gone on the post: the connection is released from the table.
     connections.mark_gone(ID);
     let outcome = runtime.invoke(fixture("message-json.json")).await;
     assert_eq!(error_type(&outcome), "lawcket::Error::Gone");
-    assert!(item(&dynamo, ID).await.is_none(), "gone connection released");
+    assert!(
+        item(&dynamo, ID).await.is_none(),
+        "gone connection released"
+    );
 
     // DISCONNECT releases the item.
     assert_eq!(status(&runtime.invoke(fixture("connect.json")).await), 200);
     assert!(item(&dynamo, ID).await.is_some());
-    assert_eq!(status(&runtime.invoke(fixture("disconnect.json")).await), 200);
+    assert_eq!(
+        status(&runtime.invoke(fixture("disconnect.json")).await),
+        200
+    );
     assert!(item(&dynamo, ID).await.is_none(), "released on $disconnect");
     assert_eq!(runtime.init_error(), None);
 }
@@ -169,7 +183,9 @@ async fn missing_table_refuses_the_connection_and_names_the_table() {
     let function = spawn("echo", env);
 
     let outcome = runtime.invoke(fixture("connect.json")).await;
-    let Outcome::Response(response) = outcome else { panic!("{outcome:?}") };
+    let Outcome::Response(response) = outcome else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(response["statusCode"], 500, "{}", function.log());
     let body = response["body"].as_str().unwrap();
     assert!(body.contains(&format!("table `{TABLE}`")), "{body}");

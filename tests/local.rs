@@ -36,13 +36,19 @@ async fn start(settings: Settings) -> (Local, Log) {
                 kind: connection.kind(),
                 id: connection.id().to_owned(),
                 route: connection.route_key().to_owned(),
-                disconnect_code: invocation.event().request().request_context.disconnect_status_code,
+                disconnect_code: invocation
+                    .event()
+                    .request()
+                    .request_context
+                    .disconnect_status_code,
             });
             let event = invocation.event();
             if connection.kind() == Kind::Connect && event.query("token") == Some("bad") {
                 return Err(Error::reject(403, "bad token").into());
             }
-            let Some(publish) = invocation.publish() else { return Ok(()) };
+            let Some(publish) = invocation.publish() else {
+                return Ok(());
+            };
             let message: serde_json::Value = event.json().unwrap_or_default();
             match message["action"].as_str() {
                 Some("echo") => publish.send(&message["data"]).await?,
@@ -63,7 +69,12 @@ async fn start(settings: Settings) -> (Local, Log) {
 }
 
 fn ids(log: &Log, kind: Kind) -> Vec<String> {
-    log.lock().unwrap().iter().filter(|s| s.kind == kind).map(|s| s.id.clone()).collect()
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -74,9 +85,16 @@ async fn connect_message_disconnect_round_trip() {
     assert_eq!(id.len(), 16, "{id}");
     assert!(local.memory.get(&id).is_some(), "stored on $connect");
 
-    client.send(Message::text(r#"{"action":"echo","data":"hi"}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"echo","data":"hi"}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut client).await, r#""hi""#);
-    assert_eq!(log.lock().unwrap()[1].route, "$default", "no custom routes by default");
+    assert_eq!(
+        log.lock().unwrap()[1].route,
+        "$default",
+        "no custom routes by default"
+    );
 
     client.close(None).await.unwrap();
     eventually("$disconnect ran", || ids(&log, Kind::Close) == [id.clone()]).await;
@@ -87,15 +105,30 @@ async fn connect_message_disconnect_round_trip() {
 
 #[tokio::test]
 async fn route_selection_names_declared_routes() {
-    let settings = Settings { routes: Some(vec!["echo".into()]), ..Settings::default() };
+    let settings = Settings {
+        routes: Some(vec!["echo".into()]),
+        ..Settings::default()
+    };
     let (local, log) = start(settings).await;
     let mut client = local.connect("").await.unwrap();
-    client.send(Message::text(r#"{"action":"echo","data":1}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"echo","data":1}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut client).await, "1");
-    client.send(Message::text(r#"{"action":"nope"}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"nope"}"#))
+        .await
+        .unwrap();
     client.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     eventually("three messages", || ids(&log, Kind::Message).len() == 3).await;
-    let routes: Vec<String> = log.lock().unwrap().iter().filter(|s| s.kind == Kind::Message).map(|s| s.route.clone()).collect();
+    let routes: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.kind == Kind::Message)
+        .map(|s| s.route.clone())
+        .collect();
     assert!(routes.contains(&"echo".to_owned()));
     assert_eq!(routes.iter().filter(|r| *r == "$default").count(), 2);
 }
@@ -109,26 +142,40 @@ async fn posts_to_a_closed_connection_answer_410_and_release_it() {
     let (sender_id, gone_id) = (connects[0].clone(), connects[1].clone());
 
     // Reachable while open: POST delivers, GET describes.
-    let (status, _) = local.http("POST", &format!("/@connections/{gone_id}"), b"direct").await;
+    let (status, _) = local
+        .http("POST", &format!("/@connections/{gone_id}"), b"direct")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(next_text(&mut gone).await, "direct");
-    let (status, body) = local.http("GET", &format!("/local/@connections/{gone_id}"), b"").await;
+    let (status, body) = local
+        .http("GET", &format!("/local/@connections/{gone_id}"), b"")
+        .await;
     assert_eq!(status, 200);
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");
 
     gone.close(None).await.unwrap();
     eventually("closed", || ids(&log, Kind::Close).len() == 1).await;
-    let (status, _) = local.http("POST", &format!("/@connections/{gone_id}"), b"late").await;
+    let (status, _) = local
+        .http("POST", &format!("/@connections/{gone_id}"), b"late")
+        .await;
     assert_eq!(status, 410);
-    let (status, _) = local.http("GET", &format!("/@connections/{gone_id}"), b"").await;
+    let (status, _) = local
+        .http("GET", &format!("/@connections/{gone_id}"), b"")
+        .await;
     assert_eq!(status, 410);
 
     // Through the publisher: the 410 becomes Error::Gone.
     let request = serde_json::json!({ "action": "send", "to": gone_id, "data": "x" });
-    sender.send(Message::text(request.to_string())).await.unwrap();
+    sender
+        .send(Message::text(request.to_string()))
+        .await
+        .unwrap();
     let answer = next_text(&mut sender).await;
-    assert!(answer.contains(&format!("connection {gone_id} is gone (410 Gone)")), "{answer}");
+    assert!(
+        answer.contains(&format!("connection {gone_id} is gone (410 Gone)")),
+        "{answer}"
+    );
     let _ = sender_id;
 }
 
@@ -137,7 +184,9 @@ async fn delete_closes_the_connection() {
     let (local, log) = start(Settings::default()).await;
     let mut client = local.connect("").await.unwrap();
     let id = ids(&log, Kind::Connect).pop().unwrap();
-    let (status, _) = local.http("DELETE", &format!("/@connections/{id}"), b"").await;
+    let (status, _) = local
+        .http("DELETE", &format!("/@connections/{id}"), b"")
+        .await;
     assert_eq!(status, 204);
     assert_eq!(close_code(&mut client).await, 1000);
     eventually("released", || local.memory.is_empty()).await;
@@ -151,15 +200,25 @@ async fn a_refused_connect_refuses_the_handshake_with_its_status() {
         tungstenite::Error::Http(response) => assert_eq!(response.status(), 403),
         other => panic!("expected HTTP 403, got {other}"),
     }
-    assert!(local.memory.is_empty(), "nothing stored for a refused connection");
-    assert_eq!(ids(&log, Kind::Close), Vec::<String>::new(), "no $disconnect for a refused $connect");
+    assert!(
+        local.memory.is_empty(),
+        "nothing stored for a refused connection"
+    );
+    assert_eq!(
+        ids(&log, Kind::Close),
+        Vec::<String>::new(),
+        "no $disconnect for a refused $connect"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_message_gets_api_gateways_internal_error() {
     let (local, _) = start(Settings::default()).await;
     let mut client = local.connect("").await.unwrap();
-    client.send(Message::text(r#"{"action":"fail"}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"fail"}"#))
+        .await
+        .unwrap();
     let answer: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
     assert_eq!(answer["message"], "Internal server error");
     assert!(answer["connectionId"].is_string());
@@ -170,13 +229,22 @@ async fn frames_over_32_kib_close_with_1009() {
     let (local, log) = start(Settings::default()).await;
     let mut client = local.connect("").await.unwrap();
     // Just under the limit passes.
-    let fits = format!(r#"{{"action":"echo","data":"{}"}}"#, "a".repeat(32 * 1024 - 40));
+    let fits = format!(
+        r#"{{"action":"echo","data":"{}"}}"#,
+        "a".repeat(32 * 1024 - 40)
+    );
     client.send(Message::text(fits)).await.unwrap();
     assert_eq!(next_text(&mut client).await.len(), 32 * 1024 - 40 + 2);
-    client.send(Message::binary(vec![0u8; 32 * 1024 + 1])).await.unwrap();
+    client
+        .send(Message::binary(vec![0u8; 32 * 1024 + 1]))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut client).await, 1009);
     eventually("$disconnect with 1009", || {
-        log.lock().unwrap().iter().any(|s| s.kind == Kind::Close && s.disconnect_code == Some(1009))
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.kind == Kind::Close && s.disconnect_code == Some(1009))
     })
     .await;
 }
@@ -190,7 +258,11 @@ async fn messages_over_128_kib_close_with_1009() {
     // Five 30 KiB frames of one message: each frame fits, the message (150 KiB) does not.
     let chunk = vec![b'x'; 30 * 1024];
     for i in 0..5 {
-        let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
         let frame = Frame::message(chunk.clone(), opcode, i == 4);
         if client.send(Message::Frame(frame)).await.is_err() {
             break; // the server may already have closed
@@ -202,17 +274,26 @@ async fn messages_over_128_kib_close_with_1009() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_released() {
-    let settings = Settings { idle_timeout: Duration::from_millis(300), ..Settings::default() };
+    let settings = Settings {
+        idle_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
     let (local, log) = start(settings).await;
     let mut client = local.connect("").await.unwrap();
     assert_eq!(close_code(&mut client).await, 1001);
-    eventually("$disconnect after idle timeout", || ids(&log, Kind::Close).len() == 1).await;
+    eventually("$disconnect after idle timeout", || {
+        ids(&log, Kind::Close).len() == 1
+    })
+    .await;
     assert!(local.memory.is_empty());
 }
 
 #[tokio::test]
 async fn connections_end_at_the_maximum_duration() {
-    let settings = Settings { max_duration: Duration::from_millis(300), ..Settings::default() };
+    let settings = Settings {
+        max_duration: Duration::from_millis(300),
+        ..Settings::default()
+    };
     let (local, _) = start(settings).await;
     let mut client = local.connect("").await.unwrap();
     assert_eq!(close_code(&mut client).await, 1001);
@@ -224,7 +305,13 @@ async fn an_abrupt_drop_still_disconnects() {
     let (local, log) = start(Settings::default()).await;
     let client = local.connect("").await.unwrap();
     drop(client); // no close frame: the TCP connection just ends
-    eventually("$disconnect after a drop", || ids(&log, Kind::Close).len() == 1).await;
-    assert_eq!(log.lock().unwrap().last().unwrap().disconnect_code, Some(1006));
+    eventually("$disconnect after a drop", || {
+        ids(&log, Kind::Close).len() == 1
+    })
+    .await;
+    assert_eq!(
+        log.lock().unwrap().last().unwrap().disconnect_code,
+        Some(1006)
+    );
     assert!(local.memory.is_empty());
 }

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
 };
 use lawcket::{Error, Publisher};
 use support::connections::Connections;
@@ -25,7 +25,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
             .build()
             .unwrap()
     };
-    let hash = |name: &str| KeySchemaElement::builder().attribute_name(name).key_type(KeyType::Hash).build().unwrap();
+    let hash = |name: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
     client
         .create_table()
         .table_name(table)
@@ -67,9 +73,15 @@ async fn seed(client: &aws_sdk_dynamodb::Client, table: &str, items: &[Seed<'_>]
             .map(|s| {
                 let item = HashMap::from([
                     ("connectionId".to_owned(), AttributeValue::S(s.id.clone())),
-                    ("channel".to_owned(), AttributeValue::S(s.channel.to_owned())),
+                    (
+                        "channel".to_owned(),
+                        AttributeValue::S(s.channel.to_owned()),
+                    ),
                     ("stage".to_owned(), AttributeValue::S(s.stage.to_owned())),
-                    ("domainName".to_owned(), AttributeValue::S("abc.execute-api.us-east-1.amazonaws.com".into())),
+                    (
+                        "domainName".to_owned(),
+                        AttributeValue::S("abc.execute-api.us-east-1.amazonaws.com".into()),
+                    ),
                     ("ttl".to_owned(), AttributeValue::N(s.ttl.to_string())),
                 ]);
                 WriteRequest::builder()
@@ -77,7 +89,12 @@ async fn seed(client: &aws_sdk_dynamodb::Client, table: &str, items: &[Seed<'_>]
                     .build()
             })
             .collect();
-        client.batch_write_item().request_items(table, requests).send().await.unwrap();
+        client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -103,12 +120,18 @@ async fn stored_ids(client: &aws_sdk_dynamodb::Client, table: &str) -> HashSet<S
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A table with `general` + `random` live connections on stage prod, plus a
 /// few that must never be posted to: another stage, and an expired TTL.
-async fn world(general: usize, random: usize) -> (String, aws_sdk_dynamodb::Client, Vec<String>, Vec<String>) {
+async fn world(
+    general: usize,
+    random: usize,
+) -> (String, aws_sdk_dynamodb::Client, Vec<String>, Vec<String>) {
     let moto = moto::shared();
     let client = moto.client().await;
     let table = moto::unique_table("publish");
@@ -118,11 +141,31 @@ async fn world(general: usize, random: usize) -> (String, aws_sdk_dynamodb::Clie
     let random_ids: Vec<String> = (0..random).map(|i| format!("r{i:05}=")).collect();
     let mut items: Vec<Seed> = general_ids
         .iter()
-        .map(|id| Seed { id: id.clone(), channel: "#general", stage: "prod", ttl: live })
-        .chain(random_ids.iter().map(|id| Seed { id: id.clone(), channel: "#random", stage: "prod", ttl: live }))
+        .map(|id| Seed {
+            id: id.clone(),
+            channel: "#general",
+            stage: "prod",
+            ttl: live,
+        })
+        .chain(random_ids.iter().map(|id| Seed {
+            id: id.clone(),
+            channel: "#random",
+            stage: "prod",
+            ttl: live,
+        }))
         .collect();
-    items.push(Seed { id: "other-stage=".into(), channel: "#general", stage: "dev", ttl: live });
-    items.push(Seed { id: "expired=".into(), channel: "#general", stage: "prod", ttl: now() - 10 });
+    items.push(Seed {
+        id: "other-stage=".into(),
+        channel: "#general",
+        stage: "dev",
+        ttl: live,
+    });
+    items.push(Seed {
+        id: "expired=".into(),
+        channel: "#general",
+        stage: "prod",
+        ttl: now() - 10,
+    });
     seed(&client, &table, &items).await;
     (table, client, general_ids, random_ids)
 }
@@ -172,18 +215,35 @@ async fn channel_publish_is_exact(index: bool) {
 
     let counts = posts_per_id(&connections);
     let expected: HashSet<&String> = general.iter().filter(|id| !gone.contains(id)).collect();
-    assert_eq!(counts.len(), 1900, "every live #general connection got a message");
+    assert_eq!(
+        counts.len(),
+        1900,
+        "every live #general connection got a message"
+    );
     assert!(counts.values().all(|&n| n == 1), "each exactly once");
-    assert!(counts.keys().all(|id| expected.contains(id)), "no other connection got one");
-    assert!(connections.posts().iter().all(|p| p.body == br#"{"text":"hello"}"#));
+    assert!(
+        counts.keys().all(|id| expected.contains(id)),
+        "no other connection got one"
+    );
+    assert!(connections
+        .posts()
+        .iter()
+        .all(|p| p.body == br#"{"text":"hello"}"#));
 
     let max = connections.max_in_flight();
     assert!(max <= 16, "concurrency bound exceeded: {max}");
     assert!(max > 1, "posts were not concurrent at all");
 
     let stored = stored_ids(&client, &table).await;
-    assert!(gone.iter().all(|id| !stored.contains(id)), "gone connections released");
-    assert_eq!(stored.len(), 2000 - 100 + 700 + 2, "nothing else was deleted");
+    assert!(
+        gone.iter().all(|id| !stored.contains(id)),
+        "gone connections released"
+    );
+    assert_eq!(
+        stored.len(),
+        2000 - 100 + 700 + 2,
+        "nothing else was deleted"
+    );
     assert!(random.iter().all(|id| stored.contains(id)));
 }
 
@@ -207,19 +267,33 @@ async fn everyone_except_one_and_failures_are_reported_not_hidden() {
     connections.fail(throttled, 429, 2); // throttled twice, then accepted
     let publisher = publisher(&table, &connections.url, false, 4).await;
 
-    let report = publisher.everyone().except(&random[0]).send_bytes(vec![1, 2, 3]).await.unwrap();
+    let report = publisher
+        .everyone()
+        .except(&random[0])
+        .send_bytes(vec![1, 2, 3])
+        .await
+        .unwrap();
 
     assert_eq!(report.matched(), 49);
-    assert_eq!(report.delivered, 48, "the throttled post was retried and delivered");
+    assert_eq!(
+        report.delivered, 48,
+        "the throttled post was retried and delivered"
+    );
     assert_eq!(report.failed.len(), 1);
     assert_eq!(&report.failed[0].connection_id, broken);
     assert!(matches!(report.failed[0].error, Error::Post { .. }));
     assert!(report.failed[0].error.to_string().contains(broken.as_str()));
     assert!(!report.is_complete());
     let counts = posts_per_id(&connections);
-    assert!(!counts.contains_key(&random[0]), "the excepted connection got nothing");
+    assert!(
+        !counts.contains_key(&random[0]),
+        "the excepted connection got nothing"
+    );
     assert!(!counts.contains_key("other-stage=") && !counts.contains_key("expired="));
-    assert!(stored_ids(&client, &table).await.contains(broken), "a failing connection is never deleted");
+    assert!(
+        stored_ids(&client, &table).await.contains(broken),
+        "a failing connection is never deleted"
+    );
 }
 
 #[tokio::test]
@@ -229,7 +303,10 @@ async fn a_single_post_that_finds_the_connection_gone_releases_it() {
     connections.mark_gone(&general[0]);
     let publisher = publisher(&table, &connections.url, true, 4).await;
     let err = publisher.to(&general[0], "hi").await.unwrap_err();
-    assert!(matches!(&err, Error::Gone { connection_id } if *connection_id == general[0]), "{err}");
+    assert!(
+        matches!(&err, Error::Gone { connection_id } if *connection_id == general[0]),
+        "{err}"
+    );
     publisher.to(&general[1], "hi").await.unwrap();
     let stored = stored_ids(&client, &table).await;
     assert!(!stored.contains(&general[0]) && stored.contains(&general[1]));
@@ -240,5 +317,8 @@ async fn a_registry_that_cannot_be_read_is_an_error_not_an_empty_report() {
     let connections = Connections::start().await;
     let publisher = publisher("no-such-table", &connections.url, false, 4).await;
     let err = publisher.everyone().send("x").await.unwrap_err();
-    assert!(err.to_string().contains("Scan on table `no-such-table`"), "{err}");
+    assert!(
+        err.to_string().contains("Scan on table `no-such-table`"),
+        "{err}"
+    );
 }

@@ -1,5 +1,8 @@
 //! The attribute's arguments:
-//! `table = <expr>`, `sync(key = literal, ...)`, `ttl = <seconds>`, `crate = "path"`.
+//! `table = <expr>`, `sync(key = literal | query(..) | header(..), ...)`,
+//! `index(key = "index-name")`, `ttl = <seconds>`, `manual_sync`,
+//! `middleware = [path, ...]`, `plugins = [path, ...]`, `concurrency = <n>`,
+//! `local(page = "file.html")`, `crate = "path"`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
@@ -19,12 +22,32 @@ const RESERVED: &[&str] = &[
     "ttl",
 ];
 
-const KNOWN: &str = "`table`, `sync`, `ttl` and `crate`";
+const KNOWN: &str = "`table`, `sync`, `index`, `ttl`, `manual_sync`, `middleware`, `plugins`, \
+                     `concurrency`, `local` and `crate`";
 
+/// Arguments given at most once (`sync(...)` and `index(...)` may be split).
+const SINGLE: &[&str] = &[
+    "table",
+    "ttl",
+    "crate",
+    "manual_sync",
+    "middleware",
+    "plugins",
+    "concurrency",
+    "local",
+];
+
+#[derive(Default)]
 pub(crate) struct Args {
     pub(crate) table: Option<Expr>,
     pub(crate) sync: Vec<SyncField>,
+    pub(crate) index: Vec<(Ident, LitStr)>,
     pub(crate) ttl: Option<LitInt>,
+    pub(crate) manual_sync: bool,
+    pub(crate) middleware: Vec<Path>,
+    pub(crate) plugins: Vec<Path>,
+    pub(crate) concurrency: Option<LitInt>,
+    pub(crate) local_page: Option<LitStr>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -37,15 +60,20 @@ pub(crate) enum SyncValue {
     Str(LitStr),
     Int(Expr),
     Bool(syn::LitBool),
+    /// `query("param", ...)` or `header("name", ...)`.
+    Dynamic(Dynamic),
+}
+
+pub(crate) struct Dynamic {
+    pub(crate) origin: Ident,
+    pub(crate) key: LitStr,
+    pub(crate) default: Option<LitStr>,
+    pub(crate) max_len: Option<LitInt>,
+    pub(crate) chars: Option<LitStr>,
 }
 
 pub(crate) fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Args {
-    let mut args = Args {
-        table: None,
-        sync: Vec::new(),
-        ttl: None,
-        krate: None,
-    };
+    let mut args = Args::default();
     let mut seen = Vec::new();
     let parser = syn::meta::parser(|meta| argument(cx, &mut args, &mut seen, meta));
     match parser.parse2(tokens) {
@@ -59,6 +87,14 @@ pub(crate) fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Args {
         )),
         Ok(()) => {}
     }
+    for (field, _) in &args.index {
+        if !args.sync.iter().any(|f| f.key == *field) {
+            cx.error_spanned_by(
+                field,
+                format!("`index({field} = ...)` names no sync field; declare it in `sync({field} = ...)`"),
+            );
+        }
+    }
     args
 }
 
@@ -71,7 +107,7 @@ fn argument(
     let path = meta.path.clone();
     let name = path.get_ident().map(|i| i.to_string()).unwrap_or_default();
     // `sync(...)` may be split over several groups; the others are single values.
-    if matches!(name.as_str(), "table" | "ttl" | "crate") {
+    if SINGLE.contains(&name.as_str()) {
         if seen.contains(&name) {
             cx.error_spanned_by(&path, format!("duplicate `{name}` argument; give it once"));
             return skip_value(&meta);
@@ -96,6 +132,59 @@ fn argument(
             },
             other => cx.error_spanned_by(other, "`ttl` is a number of seconds, e.g. `ttl = 7800`"),
         },
+        "index" => {
+            if !meta.input.peek(syn::token::Paren) {
+                cx.error_spanned_by(&path, "expected `index(sync_key = \"index-name\")`");
+                return skip_value(&meta);
+            }
+            meta.parse_nested_meta(|entry| index_entry(cx, args, entry))?;
+        }
+        "manual_sync" => {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                cx.error_spanned_by(&path, "`manual_sync` is a flag: write it alone, without a value");
+                return skip_value(&meta);
+            }
+            args.manual_sync = true;
+        }
+        "middleware" | "plugins" => {
+            let list: Expr = meta.value()?.parse()?;
+            let paths = paths(cx, &name, &list);
+            if name == "middleware" {
+                args.middleware = paths;
+            } else {
+                args.plugins = paths;
+            }
+        }
+        "concurrency" => match meta.value()?.parse()? {
+            Lit::Int(int) => match int.base10_parse::<usize>() {
+                Ok(0) => cx.error_spanned_by(&int, "`concurrency` must be at least 1"),
+                Ok(n) => args.concurrency = Some(LitInt::new(&n.to_string(), int.span())),
+                Err(e) => cx.push(e),
+            },
+            other => cx.error_spanned_by(
+                other,
+                "`concurrency` is the number of posts in flight during a mass publish, e.g. `concurrency = 32`",
+            ),
+        },
+        "local" => {
+            if !meta.input.peek(syn::token::Paren) {
+                cx.error_spanned_by(&path, "expected `local(page = \"index.html\")`");
+                return skip_value(&meta);
+            }
+            meta.parse_nested_meta(|entry| {
+                if entry.path.is_ident("page") {
+                    let page: LitStr = entry.value()?.parse()?;
+                    if page.value().is_empty() {
+                        cx.error_spanned_by(&page, "`page` is a file path relative to this source file");
+                    }
+                    args.local_page = Some(page);
+                    Ok(())
+                } else {
+                    cx.error_spanned_by(&entry.path, "`local(...)` takes `page = \"file.html\"`");
+                    skip_value(&entry)
+                }
+            })?;
+        }
         "crate" => {
             let lit: LitStr = meta.value()?.parse()?;
             match lit.parse::<Path>() {
@@ -138,9 +227,253 @@ fn sync_field(cx: &mut Ctxt, args: &mut Args, field: ParseNestedMeta) -> syn::Re
     } else if args.sync.iter().any(|f| f.key == key) {
         cx.error_spanned_by(&key, format!("duplicate sync key `{name}`"));
     }
-    match literal(&value) {
-        Ok(value) => args.sync.push(SyncField { key, value }),
-        Err(message) => cx.error_spanned_by(&value, message),
+    let parsed = match &value {
+        Expr::Call(call) => dynamic(cx, call).map(SyncValue::Dynamic),
+        _ => literal(&value)
+            .map_err(|message| cx.error_spanned_by(&value, message))
+            .ok(),
+    };
+    if let Some(value) = parsed {
+        args.sync.push(SyncField { key, value });
+    }
+    Ok(())
+}
+
+fn index_entry(cx: &mut Ctxt, args: &mut Args, entry: ParseNestedMeta) -> syn::Result<()> {
+    let Some(field) = entry.path.get_ident().cloned() else {
+        cx.error_spanned_by(
+            &entry.path,
+            "an index is named for a sync key, e.g. `index(channel = \"channel-index\")`",
+        );
+        return skip_value(&entry);
+    };
+    let value: Expr = entry.value()?.parse()?;
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(name), .. }) if !name.value().is_empty() => {
+            if args.index.iter().any(|(f, _)| *f == field) {
+                cx.error_spanned_by(&field, format!("duplicate index for `{field}`"));
+            } else {
+                args.index.push((field, name));
+            }
+        }
+        other => cx.error_spanned_by(
+            other,
+            "the index name is a non-empty string literal, e.g. `index(channel = \"channel-index\")`",
+        ),
+    }
+    Ok(())
+}
+
+/// `[a, b::c]`: each a path to an async fn, none twice.
+fn paths(cx: &mut Ctxt, argument: &str, list: &Expr) -> Vec<Path> {
+    let Expr::Array(array) = list else {
+        cx.error_spanned_by(
+            list,
+            format!("`{argument}` is a list of async fns, e.g. `{argument} = [auth, audit]`"),
+        );
+        return Vec::new();
+    };
+    let mut paths: Vec<Path> = Vec::new();
+    for element in &array.elems {
+        match element {
+            Expr::Path(p) if p.qself.is_none() => {
+                if paths.contains(&p.path) {
+                    cx.error_spanned_by(
+                        element,
+                        format!(
+                            "`{}` is listed twice",
+                            quote::ToTokens::to_token_stream(&p.path)
+                                .to_string()
+                                .replace(' ', "")
+                        ),
+                    );
+                } else {
+                    paths.push(p.path.clone());
+                }
+            }
+            other => cx.error_spanned_by(
+                other,
+                format!(
+                    "`{argument}` lists async fns by name (a path), e.g. `{argument} = [auth]`"
+                ),
+            ),
+        }
+    }
+    paths
+}
+
+/// `query("param", default = "x", max_len = 32, chars = "a-z0-9")` or `header(...)`.
+fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
+    let origin = match &*call.func {
+        Expr::Path(p) if p.path.is_ident("query") || p.path.is_ident("header") => {
+            p.path.get_ident().cloned()?
+        }
+        other => {
+            cx.error_spanned_by(
+                other,
+                "a dynamic sync value is `query(\"param\", ...)` or `header(\"name\", ...)`",
+            );
+            return None;
+        }
+    };
+    let mut args = call.args.iter();
+    let key = match args.next() {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(key), ..
+        })) if !key.value().is_empty() => key.clone(),
+        other => {
+            let message = format!("`{origin}(...)` starts with the {origin} name as a string, e.g. `{origin}(\"channel\")`");
+            match other {
+                Some(other) => cx.error_spanned_by(other, message),
+                None => cx.error_spanned_by(call, message),
+            }
+            return None;
+        }
+    };
+    let mut dynamic = Dynamic {
+        origin,
+        key,
+        default: None,
+        max_len: None,
+        chars: None,
+    };
+    let mut ok = true;
+    for option in args {
+        let Expr::Assign(assign) = option else {
+            cx.error_spanned_by(
+                option,
+                "expected `default = \"..\"`, `max_len = N` or `chars = \"..\"`",
+            );
+            ok = false;
+            continue;
+        };
+        let name = match &*assign.left {
+            Expr::Path(p) => p
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        match (name.as_str(), &*assign.right) {
+            (
+                "default",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(v), ..
+                }),
+            ) if dynamic.default.is_none() => dynamic.default = Some(v.clone()),
+            (
+                "chars",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(v), ..
+                }),
+            ) if dynamic.chars.is_none() => match check_chars(&v.value()) {
+                Ok(()) => dynamic.chars = Some(v.clone()),
+                Err(message) => {
+                    cx.error_spanned_by(v, message);
+                    ok = false;
+                }
+            },
+            (
+                "max_len",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(v), ..
+                }),
+            ) if dynamic.max_len.is_none() => match v.base10_parse::<usize>() {
+                Ok(0) | Err(_) => {
+                    cx.error_spanned_by(v, "`max_len` is a number of characters, at least 1");
+                    ok = false;
+                }
+                Ok(n) => dynamic.max_len = Some(LitInt::new(&n.to_string(), v.span())),
+            },
+            ("default" | "chars" | "max_len", _) => {
+                cx.error_spanned_by(option, format!("`{name}` is given twice or has the wrong kind of value (`default` and `chars` are strings, `max_len` an integer)"));
+                ok = false;
+            }
+            _ => {
+                cx.error_spanned_by(
+                    &assign.left,
+                    "unknown option; expected `default`, `max_len` or `chars`",
+                );
+                ok = false;
+            }
+        }
+    }
+    // A default that breaks the field's own rules would refuse every
+    // connection without the parameter: say so now rather than at run time.
+    if let Some(default) = &dynamic.default {
+        let value = default.value();
+        let max_len = dynamic
+            .max_len
+            .as_ref()
+            .and_then(|m| m.base10_parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MAX_LEN);
+        let chars = dynamic
+            .chars
+            .as_ref()
+            .map(LitStr::value)
+            .unwrap_or_else(|| DEFAULT_CHARS.to_owned());
+        if value.is_empty() || value.chars().count() > max_len {
+            cx.error_spanned_by(
+                default,
+                format!("the default must be 1 to {max_len} characters long"),
+            );
+            ok = false;
+        } else if let Some(bad) = value.chars().find(|c| !allowed(&chars, *c)) {
+            cx.error_spanned_by(
+                default,
+                format!("the default holds `{bad}`, which `chars = \"{chars}\"` does not allow"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(dynamic)
+}
+
+// Kept in step with lawcket-runtime/src/sync.rs (the runtime checks values the
+// same way; tests/ui pins the defaults it accepts).
+const DEFAULT_MAX_LEN: usize = 128;
+const DEFAULT_CHARS: &str = "a-zA-Z0-9-_.#@:";
+
+fn allowed(spec: &str, c: char) -> bool {
+    let chars: Vec<char> = spec.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            if (chars[i]..=chars[i + 2]).contains(&c) {
+                return true;
+            }
+            i += 3;
+        } else {
+            if chars[i] == c {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
+}
+
+fn check_chars(spec: &str) -> Result<(), String> {
+    if spec.is_empty() {
+        return Err("`chars` lists the allowed characters, e.g. `chars = \"a-z0-9#\"`".into());
+    }
+    // The same walk as `allowed`: `x-y` is a range, anything else itself.
+    let chars: Vec<char> = spec.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            if chars[i] > chars[i + 2] {
+                return Err(format!(
+                    "`{}-{}` is a backwards range",
+                    chars[i],
+                    chars[i + 2]
+                ));
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
     }
     Ok(())
 }

@@ -79,9 +79,44 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
             }
             SyncValue::Int(i) => quote!(#private::SyncValue::Int(#i)),
             SyncValue::Bool(b) => quote!(#private::SyncValue::Bool(#b)),
+            SyncValue::Dynamic(d) => {
+                let (origin, from) = (&d.origin, &d.key);
+                let default = d.default.iter();
+                let max_len = d.max_len.iter();
+                let chars = d.chars.iter();
+                let dynamic = quote! {
+                    #private::Dynamic::#origin(#from) #(.default(#default))* #(.max_len(#max_len))* #(.chars(#chars))*
+                };
+                return quote!(.sync_dynamic(#key, #dynamic));
+            }
         };
         quote!(.sync_field(#key, #value))
     });
+    let index = args.index.iter().map(|(field, name)| {
+        let field = field.to_string();
+        quote!(.index(#field, #name))
+    });
+    let manual_sync = args.manual_sync.then(|| quote!(.manual_sync()));
+    let name_of = |path: &syn::Path| path.to_token_stream().to_string().replace(' ', "");
+    // Each checked through a trait whose message explains the expected shape,
+    // reported on the user's path.
+    let middleware = args.middleware.iter().map(|path| {
+        let name = name_of(path);
+        let private = private_at(path.span());
+        quote_spanned! {path.span()=> .middleware(#name, #private::IntoMiddleware::into_middleware(#path)) }
+    });
+    let plugins = args.plugins.iter().map(|path| {
+        let name = name_of(path);
+        let private = private_at(path.span());
+        quote_spanned! {path.span()=> .plugin(#name, #private::IntoPlugin::into_plugin(#path)) }
+    });
+    let concurrency = args.concurrency.as_ref().map(|n| quote!(.concurrency(#n)));
+    // include_str! resolves the path against the file holding the attribute, and
+    // a missing file is rustc's error on the user's string.
+    let local_page = args
+        .local_page
+        .as_ref()
+        .map(|page| quote_spanned! {page.span()=> .local_page(::core::include_str!(#page)) });
     let ttl = args
         .ttl
         .as_ref()
@@ -113,7 +148,8 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
     quote! {
         fn main() {
             #private::main(
-                #private::Config::new(#table) #(#sync)* #ttl,
+                #private::Config::new(#table) #(#sync)* #(#index)* #ttl #manual_sync
+                    #(#middleware)* #(#plugins)* #concurrency #local_page,
                 |#invocation: #private::Invocation| async move {
                     let #output = #name(#(#params),*).await;
                     #into_result

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::invocation::{Handler, Middleware};
+use crate::invocation::{Handler, IntoMiddleware, IntoPlugin, Middleware};
 use crate::sync::{Dynamic, Source, SyncField};
 
 /// The attributes lawcket writes itself; a sync field may not use these names.
@@ -82,6 +82,7 @@ pub trait IntoTable {
     fn into_table(self) -> Table;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Into<Table>> IntoTable for T {
     fn into_table(self) -> Table {
         self.into()
@@ -174,15 +175,15 @@ impl Config {
     }
 
     /// Adds a middleware, run in order before the handler on every event.
-    pub fn middleware(mut self, name: &str, middleware: impl Middleware) -> Self {
+    pub fn middleware(mut self, name: &str, middleware: impl IntoMiddleware) -> Self {
         self.middleware
-            .push((name.to_owned(), Box::new(middleware)));
+            .push((name.to_owned(), middleware.into_middleware()));
         self
     }
 
     /// Adds a plugin, run concurrently with the handler with the same arguments.
-    pub fn plugin(mut self, name: &str, plugin: impl Handler) -> Self {
-        self.plugins.push((name.to_owned(), Box::new(plugin)));
+    pub fn plugin<Args>(mut self, name: &str, plugin: impl IntoPlugin<Args>) -> Self {
+        self.plugins.push((name.to_owned(), plugin.into_plugin()));
         self
     }
 

@@ -74,6 +74,12 @@ impl FromInvocation for Kind {
     }
 }
 
+impl FromInvocation for Invocation {
+    fn from_invocation(invocation: &Invocation) -> Self {
+        invocation.clone()
+    }
+}
+
 impl FromInvocation for Registration {
     fn from_invocation(invocation: &Invocation) -> Self {
         invocation.registration.clone()
@@ -163,3 +169,68 @@ where
         Box::pin(self(event, connection))
     }
 }
+
+/// An async fn usable as middleware: `async fn(Event, Connection) -> Result<Event, E>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a lawcket middleware",
+    label = "not `async fn(lawcket::Event, lawcket::Connection) -> Result<lawcket::Event, E>`",
+    note = "a middleware takes the event and the connection, and returns the event to pass on (changed or not) or an error; `lawcket::Error::reject(401, ..)` refuses a `$connect`"
+)]
+pub trait IntoMiddleware: Send + Sync + 'static {
+    /// The middleware as the pipeline stores it.
+    fn into_middleware(self) -> Box<dyn Middleware>;
+}
+
+impl<F, Fut> IntoMiddleware for F
+where
+    F: Fn(Event, Connection) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: MiddlewareOutput,
+{
+    fn into_middleware(self) -> Box<dyn Middleware> {
+        Box::new(move |event, connection| {
+            let future = self(event, connection);
+            async move { future.await.into_result() }
+        })
+    }
+}
+
+/// An async fn usable as a plugin: it takes handler parameters (any of
+/// `Event`, `Connection`, `Option<Publish>`, `Kind`, `Registration`) and returns
+/// `()` or `Result<(), E>`, like a handler.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a lawcket plugin",
+    label = "not an async fn taking handler parameters",
+    note = "a plugin is an `async fn` whose parameters are handler parameters (`lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`, `lawcket::Registration`) and that returns `()` or `Result<(), E>`"
+)]
+pub trait IntoPlugin<Args>: Send + Sync + 'static {
+    /// The plugin as the pipeline stores it.
+    fn into_plugin(self) -> Box<dyn Handler>;
+}
+
+macro_rules! plugin_for_arity {
+    ($($param:ident),*) => {
+        impl<F, Fut, $($param,)*> IntoPlugin<($($param,)*)> for F
+        where
+            F: Fn($($param),*) -> Fut + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: HandlerOutput,
+            $($param: FromInvocation,)*
+        {
+            #[allow(unused_variables)] // the zero-parameter case
+            fn into_plugin(self) -> Box<dyn Handler> {
+                Box::new(move |invocation: Invocation| {
+                    let future = self($($param::from_invocation(&invocation)),*);
+                    async move { future.await.into_result() }
+                })
+            }
+        }
+    };
+}
+
+plugin_for_arity!();
+plugin_for_arity!(A);
+plugin_for_arity!(A, B);
+plugin_for_arity!(A, B, C);
+plugin_for_arity!(A, B, C, D);
+plugin_for_arity!(A, B, C, D, E);

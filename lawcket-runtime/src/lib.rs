@@ -31,8 +31,8 @@ pub use entry::main;
 pub use error::{BoxError, Error};
 pub use event::{Body, Event, MAX_MESSAGE_BYTES};
 pub use invocation::{
-    FromInvocation, Handler, HandlerFuture, HandlerOutput, Invocation, Middleware,
-    MiddlewareFuture, MiddlewareOutput,
+    FromInvocation, Handler, HandlerFuture, HandlerOutput, IntoMiddleware, IntoPlugin, Invocation,
+    Middleware, MiddlewareFuture, MiddlewareOutput,
 };
 pub use pipeline::Pipeline;
 pub use publish::Publish;

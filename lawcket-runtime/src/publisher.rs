@@ -1,6 +1,6 @@
 //! Publishing outside a handler, and the mass publish shared with handlers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_sdk_apigatewaymanagement as management;
 use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
@@ -169,47 +169,53 @@ impl Publisher {
         data: Vec<u8>,
     ) -> Result<Report, Error> {
         let registry = &self.inner.registry;
-        let report = Mutex::new(Report::default());
+        let mut report = Report::default();
         let mut page = registry.page(&selector, None).await?;
         loop {
             let (ids, next) = page;
-            let posts = futures_util::stream::iter(
-                ids.into_iter().filter(|id| Some(id.as_str()) != except),
-            )
-            .for_each_concurrent(self.inner.concurrency, |id| {
-                let report = &report;
-                let data = data.clone();
-                async move {
-                    let outcome = self.post(&id, data).await;
-                    let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
-                    match outcome {
-                        Outcome::Delivered => report.delivered += 1,
-                        Outcome::Gone => report.released.push(id),
-                        Outcome::Failed(error) => report.failed.push(Failure {
-                            connection_id: id,
-                            error,
-                        }),
-                    }
-                }
-            });
+            let ids = ids.into_iter().filter(|id| Some(id.as_str()) != except);
             let following = async {
                 match next {
                     Some(cursor) => Some(registry.page(&selector, Some(cursor)).await),
                     None => None,
                 }
             };
-            let ((), following) = tokio::join!(posts, following);
+            let ((), following) = tokio::join!(self.post_all(ids, &data, &mut report), following);
             match following {
                 Some(next_page) => page = next_page?,
                 None => break,
             }
         }
-        let report = report.into_inner().unwrap_or_else(|e| e.into_inner());
         if !report.released.is_empty() {
             tracing::info!(count = report.released.len(), "releasing gone connections");
             registry.release_many(&report.released).await?;
         }
         Ok(report)
+    }
+
+    /// Posts to every id, at most `concurrency` at a time, tallying the outcomes.
+    async fn post_all(&self, ids: impl Iterator<Item = String>, data: &[u8], report: &mut Report) {
+        // Each post future owns what it uses (a cheap clone of the publisher),
+        // which keeps the handler's future `Send` without lifetime puzzles.
+        let posts = futures_util::stream::iter(ids).map(|id| {
+            let publisher = self.clone();
+            let data = data.to_vec();
+            async move {
+                let outcome = publisher.post(&id, data).await;
+                (id, outcome)
+            }
+        });
+        let mut outcomes = posts.buffer_unordered(self.inner.concurrency);
+        while let Some((id, outcome)) = outcomes.next().await {
+            match outcome {
+                Outcome::Delivered => report.delivered += 1,
+                Outcome::Gone => report.released.push(id),
+                Outcome::Failed(error) => report.failed.push(Failure {
+                    connection_id: id,
+                    error,
+                }),
+            }
+        }
     }
 }
 

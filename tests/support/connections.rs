@@ -62,7 +62,11 @@ impl Connections {
 
     /// Answers `status` to the next `times` posts to `connection_id`.
     pub fn fail(&self, connection_id: &str, status: u16, times: usize) {
-        self.inner.flaky.lock().unwrap().insert(connection_id.to_owned(), (status, times));
+        self.inner
+            .flaky
+            .lock()
+            .unwrap()
+            .insert(connection_id.to_owned(), (status, times));
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -108,7 +112,11 @@ async fn receive(
         _ => None,
     };
     let response = if let Some(status) = flaky {
-        let kind = if status == 429 { "LimitExceededException" } else { "InternalServerErrorException" };
+        let kind = if status == 429 {
+            "LimitExceededException"
+        } else {
+            "InternalServerErrorException"
+        };
         (
             StatusCode::from_u16(status).unwrap(),
             [("x-amzn-ErrorType", kind)],

@@ -15,7 +15,8 @@ pub struct Local {
     pub memory: Arc<Memory>,
 }
 
-pub type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl Local {
     pub async fn start(config: Config, settings: Settings, handler: impl Handler) -> Local {
@@ -39,7 +40,9 @@ impl Local {
 
     pub async fn connect(&self, query: &str) -> Result<Client, tungstenite::Error> {
         let url = format!("ws://{}/{query}", self.addr);
-        tokio_tungstenite::connect_async(url).await.map(|(ws, _)| ws)
+        tokio_tungstenite::connect_async(url)
+            .await
+            .map(|(ws, _)| ws)
     }
 
     /// One HTTP request to the gateway; answers (status, body).
@@ -56,7 +59,10 @@ impl Local {
         stream.read_to_end(&mut response).await.unwrap();
         let text = String::from_utf8_lossy(&response).into_owned();
         let status = text[9..12].parse().unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 }
@@ -83,7 +89,10 @@ pub async fn next_text(client: &mut Client) -> String {
 pub async fn close_code(client: &mut Client) -> u16 {
     use futures_util::StreamExt;
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("no close within 5 s") {
+        match tokio::time::timeout(Duration::from_secs(5), client.next())
+            .await
+            .expect("no close within 5 s")
+        {
             Some(Ok(tungstenite::Message::Close(Some(frame)))) => return frame.code.into(),
             Some(Ok(tungstenite::Message::Close(None))) => return 1005,
             Some(Ok(_)) => continue,
@@ -97,7 +106,10 @@ pub async fn close_code(client: &mut Client) -> u16 {
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -25,3 +25,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The example binary, built by `cargo test` (or built here when a single test
+/// target was asked for).
+pub fn example(name: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
+}

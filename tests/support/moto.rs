@@ -80,7 +80,11 @@ impl Moto {
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "lawcket-tests",
+                "test",
+                "test",
+                None,
+                None,
+                "lawcket-tests",
             ))
             .load()
             .await

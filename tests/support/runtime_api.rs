@@ -42,7 +42,10 @@ impl RuntimeApi {
         let inner = Arc::new(Inner::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&inner));
@@ -109,20 +112,35 @@ async fn next(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
                 .unwrap()
                 .as_millis()
                 + 60_000;
-            headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline as u64));
+            headers.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from(deadline as u64),
+            );
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
-                HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:lawcket-test"),
+                HeaderValue::from_static(
+                    "arn:aws:lambda:us-east-1:123456789012:function:lawcket-test",
+                ),
             );
-            headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+            headers.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+            );
             return (headers, event.to_string());
         }
         queued.await;
     }
 }
 
-async fn response(State(inner): State<Arc<Inner>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn response(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     record(&inner, id, Outcome::Response(parse(&body)))
 }
 
