@@ -33,7 +33,7 @@ fn run(config: Config, handler: Box<dyn Handler>) {
             if on_lambda {
                 serve_lambda(config, handler).await
             } else {
-                crate::local::serve(config, handler).await
+                serve_local(config, handler).await
             }
         }),
         Err(e) => Err(Error::Config(format!("could not start tokio: {e}"))),
@@ -55,6 +55,20 @@ async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), E
     // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its
     // layout out of every enclosing future.
     Box::pin(crate::lambda::serve(Arc::new(pipeline))).await
+}
+
+#[cfg(feature = "local")]
+async fn serve_local(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
+    crate::local::serve(config, handler).await
+}
+
+#[cfg(not(feature = "local"))]
+async fn serve_local(_: Config, _: Box<dyn Handler>) -> Result<(), Error> {
+    Err(Error::Config(
+        "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda, and this binary was built \
+         without lawcket's `local` feature (the local gateway)"
+            .into(),
+    ))
 }
 
 fn init_tracing(on_lambda: bool) {

@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod invocation;
 mod lambda;
+#[cfg(feature = "local")]
 pub mod local;
 mod pipeline;
 mod publish;
