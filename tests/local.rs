@@ -315,3 +315,59 @@ async fn an_abrupt_drop_still_disconnects() {
     );
     assert!(local.memory.is_empty());
 }
+
+/// The example binary outside Lambda, with `LAWCKET_LOCAL_REGISTRY=dynamodb`:
+/// connections go to a real table (moto) through the SDK.
+#[tokio::test]
+async fn the_binary_can_keep_local_connections_in_dynamodb() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use futures_util::StreamExt;
+    let table = env!("CONNECTIONS_TABLE");
+    let moto = support::moto::start();
+    let dynamo = moto.client().await;
+    support::moto::create_table(&dynamo, table).await;
+    let port = support::free_port();
+    let mut child = std::process::Command::new(support::example("echo"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LAWCKET_LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        .env("LAWCKET_LOCAL_REGISTRY", "dynamodb")
+        .envs(moto.env())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the echo example did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scan = || async {
+        dynamo.scan().table_name(table).send().await.unwrap().items.unwrap_or_default()
+    };
+
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await.unwrap();
+    let items = scan().await;
+    assert_eq!(items.len(), 1, "stored in DynamoDB on connect");
+    assert_eq!(items[0]["stage"], AttributeValue::S("local".into()));
+    assert_eq!(items[0]["channel"], AttributeValue::S("#general".into()));
+    let id = items[0]["connectionId"].as_s().unwrap().clone();
+
+    client.send(Message::text("ping")).await.unwrap();
+    let answer = loop {
+        match client.next().await.unwrap().unwrap() {
+            Message::Text(text) => break text.as_str().to_owned(),
+            _ => continue,
+        }
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer, serde_json::json!({ "echo": "ping", "from": id }));
+
+    client.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !scan().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "released from DynamoDB on close");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
