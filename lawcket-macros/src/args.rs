@@ -49,6 +49,8 @@ pub(crate) struct Args {
     pub(crate) concurrency: Option<LitInt>,
     pub(crate) local_page: Option<LitStr>,
     pub(crate) krate: Option<Path>,
+    /// Every key written in `sync(...)`, valid or not (for `index`).
+    sync_keys: Vec<Ident>,
 }
 
 pub(crate) struct SyncField {
@@ -76,19 +78,23 @@ pub(crate) fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Args {
     let mut args = Args::default();
     let mut seen = Vec::new();
     let parser = syn::meta::parser(|meta| argument(cx, &mut args, &mut seen, meta));
-    match parser.parse2(tokens) {
-        Err(error) => cx.push(error),
-        // Only when every argument was read: a syntax error may have stopped
-        // parsing before `table`.
-        Ok(()) if args.table.is_none() => cx.push(syn::Error::new(
+    // The checks below need every argument: a syntax error may have stopped
+    // parsing before `table` or before the `sync(...)` an index names.
+    if let Err(error) = parser.parse2(tokens) {
+        cx.push(error);
+        return args;
+    }
+    if args.table.is_none() {
+        cx.push(syn::Error::new(
             Span::call_site(),
             "missing `table = ...`: name the DynamoDB connections table, e.g. \
              `#[lawcket::handler(table = env!(\"CONNECTIONS_TABLE\"))]`",
-        )),
-        Ok(()) => {}
+        ));
     }
     for (field, _) in &args.index {
-        if !args.sync.iter().any(|f| f.key == *field) {
+        // Against every key written, even one whose value was rejected:
+        // that mistake is already reported.
+        if !args.sync_keys.contains(field) {
             cx.error_spanned_by(
                 field,
                 format!("`index({field} = ...)` names no sync field; declare it in `sync({field} = ...)`"),
@@ -117,7 +123,7 @@ fn argument(
     match name.as_str() {
         "table" => args.table = Some(meta.value()?.parse()?),
         "sync" => {
-            if !meta.input.peek(syn::token::Paren) {
+            if !group(&meta) {
                 cx.error_spanned_by(&path, "expected `sync(key = value, ...)`");
                 return skip_value(&meta);
             }
@@ -133,7 +139,7 @@ fn argument(
             other => cx.error_spanned_by(other, "`ttl` is a number of seconds, e.g. `ttl = 7800`"),
         },
         "index" => {
-            if !meta.input.peek(syn::token::Paren) {
+            if !group(&meta) {
                 cx.error_spanned_by(&path, "expected `index(sync_key = \"index-name\")`");
                 return skip_value(&meta);
             }
@@ -167,22 +173,25 @@ fn argument(
             ),
         },
         "local" => {
-            if !meta.input.peek(syn::token::Paren) {
+            if !group(&meta) {
                 cx.error_spanned_by(&path, "expected `local(page = \"index.html\")`");
                 return skip_value(&meta);
             }
+            let mut given = false;
             meta.parse_nested_meta(|entry| {
-                if entry.path.is_ident("page") {
-                    let page: LitStr = entry.value()?.parse()?;
-                    if page.value().is_empty() {
-                        cx.error_spanned_by(&page, "`page` is a file path relative to this source file");
-                    }
-                    args.local_page = Some(page);
-                    Ok(())
-                } else {
+                if !entry.path.is_ident("page") {
                     cx.error_spanned_by(&entry.path, "`local(...)` takes `page = \"file.html\"`");
-                    skip_value(&entry)
+                    return skip_value(&entry);
                 }
+                let page: LitStr = entry.value()?.parse()?;
+                if given {
+                    cx.error_spanned_by(&entry.path, "duplicate `page`; give it once");
+                } else if page.value().is_empty() {
+                    cx.error_spanned_by(&page, "`page` is a file path relative to this source file");
+                }
+                given = true;
+                args.local_page.get_or_insert(page);
+                Ok(())
             })?;
         }
         "crate" => {
@@ -198,9 +207,7 @@ fn argument(
                 &path,
                 format!(
                     "unknown argument `{}`; lawcket::handler takes {KNOWN}",
-                    quote::ToTokens::to_token_stream(&path)
-                        .to_string()
-                        .replace(' ', "")
+                    spelled(&path)
                 ),
             );
             skip_value(&meta)?;
@@ -216,6 +223,7 @@ fn sync_field(cx: &mut Ctxt, args: &mut Args, field: ParseNestedMeta) -> syn::Re
     };
     let value: Expr = field.value()?.parse()?;
     let name = key.to_string();
+    args.sync_keys.push(key.clone());
     if RESERVED.contains(&name.as_str()) {
         cx.error_spanned_by(
             &key,
@@ -267,9 +275,17 @@ fn index_entry(cx: &mut Ctxt, args: &mut Args, entry: ParseNestedMeta) -> syn::R
 /// `[a, b::c]`: each a path to an async fn, none twice.
 fn paths(cx: &mut Ctxt, argument: &str, list: &Expr) -> Vec<Path> {
     let Expr::Array(array) = list else {
+        let example = match list {
+            // A single fn, or its name in a string: show it in brackets.
+            Expr::Path(p) => spelled(&p.path),
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) if s.parse::<Path>().is_ok() => s.value(),
+            _ => "auth, audit".to_owned(),
+        };
         cx.error_spanned_by(
             list,
-            format!("`{argument}` is a list of async fns, e.g. `{argument} = [auth, audit]`"),
+            format!("`{argument}` is a list of async fns: write `{argument} = [{example}]`"),
         );
         return Vec::new();
     };
@@ -277,16 +293,11 @@ fn paths(cx: &mut Ctxt, argument: &str, list: &Expr) -> Vec<Path> {
     for element in &array.elems {
         match element {
             Expr::Path(p) if p.qself.is_none() => {
-                if paths.contains(&p.path) {
-                    cx.error_spanned_by(
-                        element,
-                        format!(
-                            "`{}` is listed twice",
-                            quote::ToTokens::to_token_stream(&p.path)
-                                .to_string()
-                                .replace(' ', "")
-                        ),
-                    );
+                // Compared as written: `syn::Path: PartialEq` needs syn's
+                // "extra-traits" feature, which this crate does not enable.
+                let name = spelled(&p.path);
+                if paths.iter().any(|seen| spelled(seen) == name) {
+                    cx.error_spanned_by(element, format!("`{name}` is listed twice"));
                 } else {
                     paths.push(p.path.clone());
                 }
@@ -311,7 +322,11 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
         other => {
             cx.error_spanned_by(
                 other,
-                "a dynamic sync value is `query(\"param\", ...)` or `header(\"name\", ...)`",
+                format!(
+                    "unknown sync value `{}(...)`; a sync value is a string, integer or bool \
+                     literal, `query(\"param\", ...)` or `header(\"name\", ...)`",
+                    spelled(other)
+                ),
             );
             return None;
         }
@@ -322,7 +337,14 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
             lit: Lit::Str(key), ..
         })) if !key.value().is_empty() => key.clone(),
         other => {
-            let message = format!("`{origin}(...)` starts with the {origin} name as a string, e.g. `{origin}(\"channel\")`");
+            let (what, example) = if origin == "query" {
+                ("query parameter", "channel")
+            } else {
+                ("header", "x-channel")
+            };
+            let message = format!(
+                "`{origin}(...)` starts with the {what}'s name, a non-empty string, e.g. `{origin}(\"{example}\")`"
+            );
             match other {
                 Some(other) => cx.error_spanned_by(other, message),
                 None => cx.error_spanned_by(call, message),
@@ -386,14 +408,36 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
                 }
                 Ok(n) => dynamic.max_len = Some(LitInt::new(&n.to_string(), v.span())),
             },
-            ("default" | "chars" | "max_len", _) => {
-                cx.error_spanned_by(option, format!("`{name}` is given twice or has the wrong kind of value (`default` and `chars` are strings, `max_len` an integer)"));
+            ("default", _) if dynamic.default.is_some() => {
+                cx.error_spanned_by(&assign.left, "duplicate `default`; give it once");
+                ok = false;
+            }
+            ("chars", _) if dynamic.chars.is_some() => {
+                cx.error_spanned_by(&assign.left, "duplicate `chars`; give it once");
+                ok = false;
+            }
+            ("max_len", _) if dynamic.max_len.is_some() => {
+                cx.error_spanned_by(&assign.left, "duplicate `max_len`; give it once");
+                ok = false;
+            }
+            ("default" | "chars", value) => {
+                cx.error_spanned_by(value, format!("`{name}` is a string literal"));
+                ok = false;
+            }
+            ("max_len", value) => {
+                cx.error_spanned_by(
+                    value,
+                    "`max_len` is an integer literal, e.g. `max_len = 32`",
+                );
                 ok = false;
             }
             _ => {
                 cx.error_spanned_by(
                     &assign.left,
-                    "unknown option; expected `default`, `max_len` or `chars`",
+                    format!(
+                        "unknown option `{}`; expected `default`, `max_len` or `chars`",
+                        spelled(&assign.left)
+                    ),
                 );
                 ok = false;
             }
@@ -401,28 +445,46 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
     }
     // A default that breaks the field's own rules would refuse every
     // connection without the parameter: say so now rather than at run time.
-    if let Some(default) = &dynamic.default {
+    // Not after a rejected option: the default would be checked against the
+    // built-in rules instead of the user's, a second misleading error.
+    if let Some(default) = dynamic.default.as_ref().filter(|_| ok) {
         let value = default.value();
-        let max_len = dynamic
-            .max_len
-            .as_ref()
-            .and_then(|m| m.base10_parse::<usize>().ok())
-            .unwrap_or(DEFAULT_MAX_LEN);
-        let chars = dynamic
-            .chars
-            .as_ref()
-            .map(LitStr::value)
-            .unwrap_or_else(|| DEFAULT_CHARS.to_owned());
-        if value.is_empty() || value.chars().count() > max_len {
+        let (max_len, max_len_rule) = match &dynamic.max_len {
+            Some(m) => {
+                let n = m.base10_parse::<usize>().unwrap_or(DEFAULT_MAX_LEN);
+                (n, format!("`max_len = {n}`"))
+            }
+            None => (
+                DEFAULT_MAX_LEN,
+                format!("the built-in `max_len` of {DEFAULT_MAX_LEN}; raise it with `max_len = N`"),
+            ),
+        };
+        let (chars, chars_rule) = match &dynamic.chars {
+            Some(c) => (c.value(), format!("`chars = \"{}\"`", c.value())),
+            None => (
+                DEFAULT_CHARS.to_owned(),
+                format!(
+                    "the built-in `chars = \"{DEFAULT_CHARS}\"`; widen it with `chars = \"..\"`"
+                ),
+            ),
+        };
+        let length = value.chars().count();
+        if length == 0 {
             cx.error_spanned_by(
                 default,
-                format!("the default must be 1 to {max_len} characters long"),
+                "an empty default is refused like an empty value; leave `default` out to make the field required",
+            );
+            ok = false;
+        } else if length > max_len {
+            cx.error_spanned_by(
+                default,
+                format!("the default is {length} characters long, over {max_len_rule}"),
             );
             ok = false;
         } else if let Some(bad) = value.chars().find(|c| !allowed(&chars, *c)) {
             cx.error_spanned_by(
                 default,
-                format!("the default holds `{bad}`, which `chars = \"{chars}\"` does not allow"),
+                format!("the default holds {bad:?}, which is not allowed by {chars_rule}"),
             );
             ok = false;
         }
@@ -465,7 +527,7 @@ fn check_chars(spec: &str) -> Result<(), String> {
         if i + 2 < chars.len() && chars[i + 1] == '-' {
             if chars[i] > chars[i + 2] {
                 return Err(format!(
-                    "`{}-{}` is a backwards range",
+                    "`{0}-{1}` is a backwards range; write `{1}-{0}`",
                     chars[i],
                     chars[i + 2]
                 ));
@@ -479,8 +541,8 @@ fn check_chars(spec: &str) -> Result<(), String> {
 }
 
 fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {
-    const NOT_LITERAL: &str =
-        "a sync value must be a string, integer or bool literal, e.g. `channel = \"#general\"`";
+    const NOT_LITERAL: &str = "a sync value must be a string, integer or bool literal, \
+         `query(\"param\", ...)` or `header(\"name\", ...)`, e.g. `channel = \"#general\"`";
     match expr {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
             Lit::Str(s) => Ok(SyncValue::Str(s.clone())),
@@ -506,6 +568,22 @@ fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {
         }
         _ => Err(NOT_LITERAL),
     }
+}
+
+/// Whether a non-empty `(...)` follows: `sync()` would otherwise be syn's
+/// "unexpected end of input", which also stops parsing the other arguments.
+fn group(meta: &ParseNestedMeta) -> bool {
+    match meta.input.fork().parse::<proc_macro2::Group>() {
+        Ok(group) => {
+            group.delimiter() == proc_macro2::Delimiter::Parenthesis && !group.stream().is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Tokens as the user wrote them, for messages: `a :: b` becomes `a::b`.
+pub(crate) fn spelled(tokens: &impl quote::ToTokens) -> String {
+    tokens.to_token_stream().to_string().replace(' ', "")
 }
 
 /// Consumes `= value` or `(...)` after an argument we reported, so parsing can

@@ -97,18 +97,18 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         quote!(.index(#field, #name))
     });
     let manual_sync = args.manual_sync.then(|| quote!(.manual_sync()));
-    let name_of = |path: &syn::Path| path.to_token_stream().to_string().replace(' ', "");
-    // Each checked through a trait whose message explains the expected shape,
-    // reported on the user's path.
+    // The builder takes the fn itself (`impl IntoMiddleware` / `impl IntoPlugin`),
+    // whose `on_unimplemented` message explains the expected shape; the call is
+    // spanned on the user's path so that is where the error points. (Calling
+    // `into_middleware` here instead hands the builder a `Box<dyn Middleware>`,
+    // which is not `IntoMiddleware`: tests/ui/pass/new_arguments.rs pins this.)
     let middleware = args.middleware.iter().map(|path| {
-        let name = name_of(path);
-        let private = private_at(path.span());
-        quote_spanned! {path.span()=> .middleware(#name, #private::IntoMiddleware::into_middleware(#path)) }
+        let name = args::spelled(path);
+        quote_spanned! {path.span()=> .middleware(#name, #path) }
     });
     let plugins = args.plugins.iter().map(|path| {
-        let name = name_of(path);
-        let private = private_at(path.span());
-        quote_spanned! {path.span()=> .plugin(#name, #private::IntoPlugin::into_plugin(#path)) }
+        let name = args::spelled(path);
+        quote_spanned! {path.span()=> .plugin(#name, #path) }
     });
     let concurrency = args.concurrency.as_ref().map(|n| quote!(.concurrency(#n)));
     // include_str! resolves the path against the file holding the attribute, and
