@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", concurrency = "32")]
+async fn handler() {}

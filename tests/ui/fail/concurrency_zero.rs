@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", concurrency = 0)]
+async fn handler() {}

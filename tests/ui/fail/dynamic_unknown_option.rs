@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", sync(channel = query("channel", maxlen = 32)))]
+async fn handler() {}

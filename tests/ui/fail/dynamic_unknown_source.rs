@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", sync(session = cookie("session")))]
+async fn handler() {}

@@ -1,0 +1,3 @@
+// Each is reported, and parsing goes on to the next.
+#[lawcket::handler(table = "connections", sync(), index(), local())]
+async fn handler() {}

@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", local(page = "missing.html"))]
+async fn handler() {}

@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", local = "index.html")]
+async fn handler() {}

@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", local(page = "a.html", page = "b.html"))]
+async fn handler() {}

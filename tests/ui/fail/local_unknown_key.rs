@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", local(pages = "x"))]
+async fn handler() {}

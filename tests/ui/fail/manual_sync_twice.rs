@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", manual_sync, manual_sync)]
+async fn handler() {}
