@@ -17,18 +17,10 @@ async fn handler(
             Body::Binary(bytes) => publish.send_bytes(bytes.clone()).await?,
             body => {
                 publish
-                    .send(&serde_json::json!({ "echo": body_json(body), "from": connection.id() }))
+                    .send(&serde_json::json!({ "echo": body, "from": connection.id() }))
                     .await?
             }
         }
     }
     Ok(())
-}
-
-fn body_json(body: &Body) -> serde_json::Value {
-    match body {
-        Body::Json(value) => value.clone(),
-        Body::Text(text) => text.as_str().into(),
-        _ => serde_json::Value::Null,
-    }
 }

@@ -32,14 +32,50 @@
 /// | argument | meaning |
 /// |---|---|
 /// | `table = <expr>` | **required**: the DynamoDB table. A string literal, `env!("VAR")` (read when building; an unset variable is a compile error), or [`table_from_env("VAR")`](table_from_env) (read when the process starts). |
-/// | `sync(key = literal, ...)` | fields stored with every connection: string, integer (`i64`) or bool literals. Keys may not be ones lawcket writes itself ([`RESERVED_ATTRIBUTES`]). |
+/// | `sync(key = value, ...)` | fields stored with every connection. A value is a string, integer (`i64`) or bool literal, or taken from the `$connect` request: `query("param", default = "..", max_len = N, chars = "a-z0-9")` or `header("name", ...)` (see [`Dynamic`]). Keys may not be ones lawcket writes itself ([`RESERVED_ATTRIBUTES`]). |
+/// | `index(key = "index-name")` | a global secondary index on the sync field `key`, so [`Publish::matching`] Queries instead of scanning. |
 /// | `ttl = <seconds>` | lifetime of a stored connection (DynamoDB TTL attribute `ttl`); default [`DEFAULT_TTL`] (2 h 10 min, as API Gateway closes connections at 2 h). |
+/// | `manual_sync` | no automatic store/release; the handler uses [`Registration`]. |
+/// | `middleware = [f, ...]` | `async fn(Event, Connection) -> Result<Event, E>`, run in order before the handler. |
+/// | `plugins = [f, ...]` | async fns taking handler parameters, run concurrently with the handler. |
+/// | `concurrency = N` | posts in flight during a mass publish (default [`DEFAULT_CONCURRENCY`]). |
+/// | `local(page = "file.html")` | the page the local gateway serves at `/`. |
 /// | `crate = "path"` | where to find `lawcket` if it is renamed or re-exported. |
+///
+/// ```no_run
+/// use lawcket::{Connection, Event};
+///
+/// async fn auth(event: Event, _connection: Connection) -> Result<Event, lawcket::Error> {
+///     match event.query("token") {
+///         Some("let-me-in") => Ok(event),
+///         _ => Err(lawcket::Error::reject(401, "a token is required")),
+///     }
+/// }
+///
+/// async fn audit(connection: Connection) {
+///     println!("{:?} {}", connection.kind(), connection.id());
+/// }
+///
+/// #[lawcket::handler(
+///     table = lawcket::table_from_env("CONNECTIONS_TABLE"),
+///     sync(channel = query("channel", default = "#general"), team = header("x-team")),
+///     index(channel = "channel-index"),
+///     middleware = [auth],
+///     plugins = [audit],
+/// )]
+/// async fn handler(event: Event, publish: Option<lawcket::Publish>) -> Result<(), lawcket::Error> {
+///     if let Some(publish) = publish {
+///         publish.matching("channel", "#general").send(&event.text()).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 ///
 /// # The fn
 ///
 /// An `async fn`, not generic, not a method, not named `main`. It takes any of
-/// [`Event`], [`Connection`], `Option<`[`Publish`]`>` and [`Kind`], in any order,
+/// [`Event`], [`Connection`], `Option<`[`Publish`]`>`, [`Kind`] and
+/// [`Registration`], in any order,
 /// and returns `()` or `Result<(), E>` where `E` is [`Error`] or any error that
 /// converts into `Box<dyn std::error::Error + Send + Sync>`.
 ///
@@ -74,7 +110,6 @@ pub use lawcket_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use lawcket_runtime::{
-        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoMiddleware, IntoPlugin,
-        IntoTable, Invocation, SyncValue,
+        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoTable, Invocation, SyncValue,
     };
 }

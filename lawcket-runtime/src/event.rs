@@ -14,7 +14,11 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// A message body, decoded the way the npm original does: base64 first when
 /// `isBase64Encoded`, then JSON when it parses as JSON, text when it is UTF-8,
 /// bytes otherwise.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// It serialises as what it holds (`null`, the JSON value, the string, or an
+/// array of bytes), so it can be echoed inside a JSON answer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 #[non_exhaustive]
 pub enum Body {
     /// No body (connect and disconnect events).
