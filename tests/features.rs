@@ -219,7 +219,12 @@ async fn dynamic_fields_come_from_query_and_headers_with_defaults() {
 
 #[tokio::test]
 async fn invalid_or_missing_dynamic_fields_refuse_with_400_naming_the_field() {
-    let cases: [(&[(&str, &str)], &[(&'static str, &str)], &str); 4] = [
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        &'a [(&'static str, &'a str)],
+        &'a str,
+    );
+    let cases: [Case; 4] = [
         (
             &[],
             &[],
@@ -357,7 +362,8 @@ enum Action {
 
 #[tokio::test]
 async fn routes_reach_the_handler_and_bodies_deserialise_into_tagged_enums() {
-    let seen: Arc<Mutex<Vec<(String, Result<Action, String>)>>> = Arc::default();
+    type Seen = Vec<(String, Result<Action, String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let record = Arc::clone(&seen);
     let handler = move |invocation: Invocation| {
         let record = Arc::clone(&record);

@@ -338,14 +338,26 @@ async fn the_binary_can_keep_local_connections_in_dynamodb() {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the echo example did not listen");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the echo example did not listen"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let scan = || async {
-        dynamo.scan().table_name(table).send().await.unwrap().items.unwrap_or_default()
+        dynamo
+            .scan()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
     };
 
-    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await.unwrap();
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
     let items = scan().await;
     assert_eq!(items.len(), 1, "stored in DynamoDB on connect");
     assert_eq!(items[0]["stage"], AttributeValue::S("local".into()));
@@ -365,7 +377,10 @@ async fn the_binary_can_keep_local_connections_in_dynamodb() {
     client.close(None).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !scan().await.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "released from DynamoDB on close");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "released from DynamoDB on close"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
