@@ -107,9 +107,12 @@ pub use lawcket_runtime::{
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.
+/// (`IntoMiddleware` and `IntoPlugin` are here so compile errors name them by
+/// this path.)
 #[doc(hidden)]
 pub mod __private {
     pub use lawcket_runtime::{
-        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoTable, Invocation, SyncValue,
+        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoMiddleware, IntoPlugin,
+        IntoTable, Invocation, SyncValue,
     };
 }
