@@ -4,6 +4,8 @@
 //! The runtime behind `#[lawcket::handler]`. Use it through the `lawcket` crate;
 //! this crate's API is re-exported there.
 
+#![warn(missing_docs)]
+
 mod clients;
 mod config;
 mod connection;
