@@ -26,19 +26,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The example binary, built by `cargo test` (or built here when a single test
-/// target was asked for).
+/// The example binary, freshly built: `cargo build --example` is a no-op after
+/// `cargo test` built the examples, and rebuilds a stale one when a single test
+/// target was asked for (cargo releases its build lock while tests run).
 pub fn example(name: &str) -> std::path::PathBuf {
-    use std::process::Command;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .unwrap();
+    let mut built = BUILT.lock().unwrap();
+    if built
+        .get_or_insert_with(HashSet::new)
+        .insert(name.to_owned())
+    {
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--example", name]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().unwrap();
         assert!(status.success(), "cargo build --example {name} failed");
     }
-    path
+    dir.join("examples").join(name)
 }
