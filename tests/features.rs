@@ -434,6 +434,54 @@ async fn the_local_gateway_refuses_the_handshake_with_the_middleware_status() {
         400
     );
     assert!(local.memory.is_empty());
-    let client = local.connect("?token=good&channel=%23ok").await;
-    assert!(client.is_err(), "x-team header is required");
+    assert_eq!(
+        status(
+            local
+                .connect("?token=good&channel=%23ok")
+                .await
+                .unwrap_err()
+        ),
+        400,
+        "x-team header is required"
+    );
+}
+
+#[tokio::test]
+async fn manual_register_is_for_connect_and_is_undone_when_connect_fails() {
+    let outcome: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&outcome);
+    let handler = move |invocation: Invocation| {
+        let record = Arc::clone(&record);
+        async move {
+            let registration = invocation.registration();
+            let result = registration.register().await;
+            record
+                .lock()
+                .unwrap()
+                .push(format!("{:?}", result.as_ref().map_err(|e| e.to_string())));
+            if invocation.connection().kind() == Kind::Connect {
+                return Err::<(), BoxError>(Error::reject(403, "changed my mind").into());
+            }
+            Ok(())
+        }
+    };
+    let (pipeline, memory) = pipeline(dynamic_config().manual_sync(), handler).await;
+    let response = pipeline
+        .run(connect_with(&[], &[("x-team", "a")]))
+        .await
+        .unwrap();
+    assert_eq!(response.status_code, 403);
+    assert!(
+        memory.is_empty(),
+        "what the handler registered is removed with the refusal"
+    );
+    pipeline.run(event("message-json.json")).await.unwrap();
+    let results = outcome.lock().unwrap().clone();
+    assert_eq!(results[0], "Ok(())");
+    assert!(
+        results[1].contains("register() is for $connect"),
+        "{}",
+        results[1]
+    );
+    assert!(memory.is_empty());
 }

@@ -49,6 +49,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
                         .non_key_attributes("stage")
                         .non_key_attributes("ttl")
                         .non_key_attributes("domainName")
+                        .non_key_attributes("connectedAt")
                         .build(),
                 )
                 .build()
@@ -321,4 +322,75 @@ async fn a_registry_that_cannot_be_read_is_an_error_not_an_empty_report() {
         err.to_string().contains("Scan on table `no-such-table`"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_connection_still_connecting_is_never_released() {
+    // API Gateway answers 410 for a connection whose $connect has not finished:
+    // such a young item must survive; an old one answering 410 is released.
+    let (table, client, general, _) = world(3, 0).await;
+    let connections = Connections::start().await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for (id, connected_at) in [(&general[0], now_ms - 3_600_000), (&general[1], now_ms)] {
+        client
+            .update_item()
+            .table_name(&table)
+            .key("connectionId", AttributeValue::S(id.clone()))
+            .update_expression("SET connectedAt = :at")
+            .expression_attribute_values(":at", AttributeValue::N(connected_at.to_string()))
+            .send()
+            .await
+            .unwrap();
+        connections.mark_gone(id);
+    }
+    for index in [true, false] {
+        let publisher = publisher(&table, &connections.url, index, 4).await;
+        let report = publisher
+            .matching("channel", "#general")
+            .send("hi")
+            .await
+            .unwrap();
+        let failed: Vec<&str> = report
+            .failed
+            .iter()
+            .map(|f| f.connection_id.as_str())
+            .collect();
+        assert_eq!(failed, [general[1].as_str()], "index: {index}");
+        assert!(report.failed[0]
+            .error
+            .to_string()
+            .contains("may still be connecting"));
+        let stored = stored_ids(&client, &table).await;
+        assert!(stored.contains(&general[1]), "the young connection is kept");
+        assert!(
+            !stored.contains(&general[0]),
+            "the old gone connection is released"
+        );
+
+        let err = publisher.to(&general[1], "hi").await.unwrap_err();
+        assert!(matches!(err, Error::Post { .. }), "{err}");
+        assert!(stored_ids(&client, &table).await.contains(&general[1]));
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_before_any_post() {
+    let (table, _, _, _) = world(3, 0).await;
+    let connections = Connections::start().await;
+    let publisher = publisher(&table, &connections.url, false, 4).await;
+    let big = vec![b'x'; lawcket::MAX_MESSAGE_BYTES + 1];
+    let err = publisher
+        .everyone()
+        .send_bytes(big.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    assert!(matches!(
+        publisher.to_bytes("g00000=", big).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(connections.posts().is_empty());
 }

@@ -120,7 +120,8 @@ impl Error {
     /// Refuses the request with an HTTP status (e.g. 401 or 403) and a reason.
     ///
     /// Returned from a handler or middleware on `$connect`, it refuses the
-    /// WebSocket handshake with that status and nothing is stored.
+    /// WebSocket handshake with that status and nothing is stored. A status
+    /// outside 400..=599 would accept the connection, so it is answered as 500.
     pub fn reject(status: u16, message: impl fmt::Display) -> Self {
         Error::Rejected {
             status,
@@ -132,7 +133,7 @@ impl Error {
     /// 400 for a request lawcket could not read, 500 for everything else.
     pub fn status(&self) -> u16 {
         match self {
-            Error::Rejected { status, .. } => *status,
+            Error::Rejected { status, .. } if (400..=599).contains(status) => *status,
             Error::MalformedEvent(_) | Error::Base64(_) | Error::Body { .. } => 400,
             Error::TooLarge { .. } => 413,
             _ => 500,

@@ -10,10 +10,11 @@ use tracing::Instrument;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::endpoint::management_endpoint;
-use crate::invocation::{Handler, Invocation};
+use crate::invocation::{Handler, HandlerFuture, Invocation};
 use crate::publisher::Publisher;
 use crate::registration::{item, Registration};
 use crate::registry::Registry;
+use crate::BoxError;
 use crate::{Connection, Error, Event, Kind, Publish};
 
 /// Runs events through the user's handler, keeping the registry in step.
@@ -128,9 +129,11 @@ impl Pipeline {
             self.registry.store(&item).await?;
         }
         let id = connection.id().to_owned();
-        let result = self.call(self.invocation(event, connection, None)).await;
+        let invocation = self.invocation(event, connection, None);
+        let registration = invocation.registration.clone();
+        let result = self.call(invocation).await;
         if let Err(error) = &result {
-            if self.config.auto_sync {
+            if self.config.auto_sync || registration.is_registered() {
                 if let Err(release) = self.registry.release(&id).await {
                     tracing::error!(error = %release, "could not remove the refused connection; its TTL will reap it");
                 }
@@ -203,7 +206,7 @@ impl Pipeline {
             .map(|(name, plugin)| {
                 let invocation = invocation.clone();
                 async move {
-                    plugin.call(invocation).await.map_err(|e| {
+                    guarded(|| plugin.call(invocation)).await.map_err(|e| {
                         let error = Error::from_user(&format!("plugin `{name}`"), e);
                         tracing::error!(plugin = %name, %error, "plugin failed");
                         error
@@ -212,7 +215,7 @@ impl Pipeline {
             })
             .collect();
         let (handled, plugged) = tokio::join!(
-            self.handler.call(invocation),
+            guarded(|| self.handler.call(invocation)),
             futures_util::future::join_all(plugins)
         );
         handled.map_err(|e| Error::from_user("the handler", e))?;
@@ -254,6 +257,25 @@ impl Pipeline {
             self.config.concurrency,
         )
     }
+}
+
+/// Runs user code, turning a panic into an error so the pipeline still cleans
+/// up (a stored `$connect` item is removed, a `$disconnect` still releases).
+async fn guarded(call: impl FnOnce() -> HandlerFuture) -> Result<(), BoxError> {
+    use futures_util::FutureExt;
+    use std::panic::AssertUnwindSafe;
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        Err(format!("panicked: {message}").into())
+    })
 }
 
 fn ok() -> ApiGatewayProxyResponse {
@@ -475,5 +497,42 @@ mod tests {
             publish.endpoint(),
             "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod"
         );
+    }
+
+    #[tokio::test]
+    async fn the_item_is_stored_before_the_handler_runs() {
+        let memory = Arc::new(Memory::new());
+        let seen = Arc::clone(&memory);
+        let handler = move |_: Invocation| {
+            let stored = seen.get(ID).is_some();
+            async move {
+                assert!(stored, "the handler ran before the connection was stored");
+                Ok::<(), BoxError>(())
+            }
+        };
+        let registry = Registry::Memory(Arc::clone(&memory));
+        let pipeline = Pipeline::new(Config::new("t"), registry, sdk(), None, handler);
+        let response = pipeline.run(fixture("connect.json")).await.unwrap();
+        assert_eq!(response.status_code, 200);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_connect_handler_is_refused_and_leaves_nothing_stored() {
+        let (pipeline, memory, _) = pipeline(|_| panic!("boom in the handler"));
+        let response = pipeline.run(fixture("connect.json")).await.unwrap();
+        assert_eq!(response.status_code, 500);
+        assert!(memory.is_empty());
+        let Some(ResponseBody::Text(body)) = response.body else {
+            panic!()
+        };
+        assert!(body.contains("panicked: boom in the handler"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_rejection_with_a_success_status_still_refuses() {
+        let (pipeline, memory, _) = pipeline(|_| Err(Error::reject(200, "oops").into()));
+        let response = pipeline.run(fixture("connect.json")).await.unwrap();
+        assert_eq!(response.status_code, 500);
+        assert!(memory.is_empty());
     }
 }

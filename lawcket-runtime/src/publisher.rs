@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::clients::Clients;
 use crate::config::SyncValue;
 use crate::endpoint::ENDPOINT_ENV;
-use crate::registry::{Dynamo, Registry, Selector};
+use crate::registry::{Dynamo, Entry, Registry, Selector, CONNECTING_GRACE_MS};
 use crate::report::{Failure, Report};
-use crate::Error;
+use crate::{Error, MAX_MESSAGE_BYTES};
 
 /// Posts in flight at once during a mass publish, unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -108,14 +108,24 @@ impl Publisher {
         connection_id: &str,
         data: impl Into<Vec<u8>>,
     ) -> Result<(), Error> {
-        match self.post(connection_id, data.into()).await {
+        let data = data.into();
+        check_size(&data)?;
+        match self.post(connection_id, data).await {
             Outcome::Delivered => Ok(()),
             Outcome::Gone => {
-                tracing::info!(connection_id, "connection is gone (410); releasing it");
-                self.inner.registry.release(connection_id).await?;
-                Err(Error::Gone {
-                    connection_id: connection_id.to_owned(),
-                })
+                if self
+                    .inner
+                    .registry
+                    .release_gone(connection_id, now_ms())
+                    .await?
+                {
+                    tracing::info!(connection_id, "connection is gone (410); released it");
+                    Err(Error::Gone {
+                        connection_id: connection_id.to_owned(),
+                    })
+                } else {
+                    Err(self.still_connecting(connection_id))
+                }
             }
             Outcome::Failed(error) => Err(error),
         }
@@ -168,47 +178,78 @@ impl Publisher {
         except: Option<&str>,
         data: Vec<u8>,
     ) -> Result<Report, Error> {
+        check_size(&data)?;
         let registry = &self.inner.registry;
         let mut report = Report::default();
         let mut page = registry.page(&selector, None).await?;
-        loop {
-            let (ids, next) = page;
-            let ids = ids.into_iter().filter(|id| Some(id.as_str()) != except);
+        let read = loop {
+            let (entries, next) = page;
+            let entries = entries
+                .into_iter()
+                .filter(|e| Some(e.connection_id.as_str()) != except);
             let following = async {
                 match next {
                     Some(cursor) => Some(registry.page(&selector, Some(cursor)).await),
                     None => None,
                 }
             };
-            let ((), following) = tokio::join!(self.post_all(ids, &data, &mut report), following);
+            let ((), following) =
+                tokio::join!(self.post_all(entries, &data, &mut report), following);
             match following {
-                Some(next_page) => page = next_page?,
-                None => break,
+                Some(Ok(next_page)) => page = next_page,
+                Some(Err(error)) => break Err(error),
+                None => break Ok(()),
             }
-        }
+        };
+        // The gone found so far are released even when a later page failed.
         if !report.released.is_empty() {
             tracing::info!(count = report.released.len(), "releasing gone connections");
             registry.release_many(&report.released).await?;
         }
-        Ok(report)
+        read.map(|()| report)
+    }
+
+    fn still_connecting(&self, connection_id: &str) -> Error {
+        Error::Post {
+            connection_id: connection_id.to_owned(),
+            endpoint: self.inner.endpoint.clone(),
+            message: format!(
+                "410 Gone, but the connection opened less than {} s ago and may still be \
+                 connecting; it was kept",
+                CONNECTING_GRACE_MS / 1000
+            ),
+        }
     }
 
     /// Posts to every id, at most `concurrency` at a time, tallying the outcomes.
-    async fn post_all(&self, ids: impl Iterator<Item = String>, data: &[u8], report: &mut Report) {
+    async fn post_all(
+        &self,
+        entries: impl Iterator<Item = Entry>,
+        data: &[u8],
+        report: &mut Report,
+    ) {
         // Each post future owns what it uses (a cheap clone of the publisher),
         // which keeps the handler's future `Send` without lifetime puzzles.
-        let posts = futures_util::stream::iter(ids).map(|id| {
+        let posts = futures_util::stream::iter(entries).map(|entry| {
             let publisher = self.clone();
             let data = data.to_vec();
             async move {
-                let outcome = publisher.post(&id, data).await;
-                (id, outcome)
+                let outcome = publisher.post(&entry.connection_id, data).await;
+                (entry, outcome)
             }
         });
         let mut outcomes = posts.buffer_unordered(self.inner.concurrency);
-        while let Some((id, outcome)) = outcomes.next().await {
+        let cutoff = now_ms() - CONNECTING_GRACE_MS;
+        while let Some((entry, outcome)) = outcomes.next().await {
+            let id = entry.connection_id;
             match outcome {
                 Outcome::Delivered => report.delivered += 1,
+                Outcome::Gone if entry.connected_at.is_some_and(|at| at >= cutoff) => {
+                    report.failed.push(Failure {
+                        error: self.still_connecting(&id),
+                        connection_id: id,
+                    })
+                }
                 Outcome::Gone => report.released.push(id),
                 Outcome::Failed(error) => report.failed.push(Failure {
                     connection_id: id,
@@ -253,6 +294,24 @@ impl Broadcast<'_> {
             .broadcast(selector, self.except.as_deref(), data.into())
             .await
     }
+}
+
+/// API Gateway refuses payloads over 128 KiB: say so once, not once per connection.
+fn check_size(data: &[u8]) -> Result<(), Error> {
+    match data.len() {
+        size if size > MAX_MESSAGE_BYTES => Err(Error::TooLarge {
+            size,
+            limit: MAX_MESSAGE_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 /// API Gateway answers 410 with `GoneException`; a bare 410 means the same.
@@ -309,7 +368,7 @@ impl PublisherBuilder {
 
     /// A global secondary index whose hash key is the sync field `field`, so
     /// [`Publisher::matching`] on it Queries instead of scanning. The index must
-    /// project `stage` and `ttl` (or ALL).
+    /// project `stage`, `ttl` and `connectedAt` (or ALL).
     pub fn index(mut self, field: impl Into<String>, index: impl Into<String>) -> Self {
         self.indexes.push((field.into(), index.into()));
         self

@@ -1,5 +1,6 @@
 //! The connection's entry in the registry, as the handler sees it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Config, SyncValue};
@@ -22,6 +23,8 @@ pub struct Registration {
     event: Event,
     registry: Registry,
     config: Arc<Config>,
+    /// Set by `register`, so a failing `$connect` removes what it stored.
+    registered: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -45,7 +48,12 @@ impl Registration {
             event,
             registry,
             config,
+            registered: Arc::default(),
         }
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::SeqCst)
     }
 
     /// The connection this registration is for.
@@ -56,9 +64,21 @@ impl Registration {
     /// Stores the connection with its sync fields, as automatic sync does on
     /// `$connect` (for handlers declared with `manual_sync`). A dynamic field
     /// that is missing or invalid is a 400 rejection naming it.
+    ///
+    /// Only on `$connect`: the dynamic fields come from its request. If the
+    /// handler then fails, the item is removed again.
     pub async fn register(&self) -> Result<(), Error> {
+        if self.connection.kind() != crate::Kind::Connect {
+            return Err(Error::Config(format!(
+                "Registration::register() is for $connect (the request that carries the \
+                 sync fields), not {:?}",
+                self.connection.kind()
+            )));
+        }
         let item = item(&self.config, &self.connection, &self.event)?;
-        self.registry.store(&item).await
+        self.registry.store(&item).await?;
+        self.registered.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Removes the connection from the table.

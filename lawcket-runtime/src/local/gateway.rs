@@ -81,12 +81,27 @@ async fn root(
         stage: gateway.settings.stage.clone(),
     };
     let request = events::connect(&peer, &headers, uri.query());
-    let response = match gateway.pipeline.run(request).await {
-        Ok(response) => response,
-        Err(error) => {
+    // $connect runs in its own task: if the client leaves mid-handshake this
+    // handler is dropped, and the task undoes a connect that was stored.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    {
+        let gateway = Arc::clone(&gateway);
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let result = gateway.pipeline.run(request).await;
+            let accepted = matches!(&result, Ok(r) if (200..300).contains(&r.status_code));
+            if answer.send(result).is_err() && accepted {
+                socket::disconnected(&gateway, &peer, 1006, "Client left during $connect").await;
+            }
+        });
+    }
+    let response = match answered.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
             tracing::error!(%error, "$connect failed");
             return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
         }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     if !(200..300).contains(&response.status_code) {
         let status = u16::try_from(response.status_code)

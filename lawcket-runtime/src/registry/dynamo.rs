@@ -40,7 +40,7 @@ impl Dynamo {
 
     /// Declares a global secondary index whose hash key is the sync field
     /// `field`: selections on that field Query the index instead of scanning.
-    /// The index must project `stage` and `ttl` (or ALL).
+    /// The index must project `stage`, `ttl` and `connectedAt` (or ALL).
     pub fn with_index(mut self, field: impl Into<String>, index: impl Into<String>) -> Self {
         self.indexes.push((field.into(), index.into()));
         self
@@ -184,7 +184,7 @@ impl Dynamo {
                     .index_name(&index)
                     .key_condition_expression("#field = :field")
                     .filter_expression(filter)
-                    .projection_expression("connectionId")
+                    .projection_expression("connectionId, connectedAt")
                     .limit(self.page_size)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
@@ -200,7 +200,7 @@ impl Dynamo {
                     .scan()
                     .table_name(&self.table)
                     .filter_expression(filter)
-                    .projection_expression("connectionId")
+                    .projection_expression("connectionId, connectedAt")
                     .limit(self.page_size)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
@@ -211,18 +211,50 @@ impl Dynamo {
                 (out.items, out.last_evaluated_key)
             }
         };
-        let ids = items
+        let entries = items
             .unwrap_or_default()
             .into_iter()
             .filter_map(|mut item| match item.remove("connectionId") {
-                Some(AttributeValue::S(id)) => Some(id),
+                Some(AttributeValue::S(connection_id)) => Some(super::Entry {
+                    connection_id,
+                    connected_at: match item.get("connectedAt") {
+                        Some(AttributeValue::N(n)) => n.parse().ok(),
+                        _ => None,
+                    },
+                }),
                 _ => None,
             })
             .collect();
         Ok((
-            ids,
+            entries,
             next.filter(|k| !k.is_empty()).map(super::Cursor::Dynamo),
         ))
+    }
+
+    pub(super) async fn release_if_older(
+        &self,
+        connection_id: &str,
+        cutoff_ms: i64,
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
+            .condition_expression("attribute_not_exists(connectedAt) OR connectedAt < :cutoff")
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("DeleteItem", e)),
+        }
     }
 
     pub(super) async fn release_many(&self, connection_ids: &[String]) -> Result<(), Error> {

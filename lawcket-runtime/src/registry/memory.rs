@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Cursor, Item, Page, Selector};
+use super::{Cursor, Entry, Item, Page, Selector};
 use crate::config::SyncValue;
 use crate::Error;
 
@@ -33,7 +33,7 @@ impl Memory {
             .unwrap_or_default()
             .as_secs() as i64;
         // Local registries are small: one page holds every match.
-        let mut ids: Vec<String> = self
+        let mut entries: Vec<Entry> = self
             .lock()
             .values()
             .filter(|item| item.ttl > now)
@@ -42,10 +42,24 @@ impl Memory {
                 None => true,
                 Some((name, value)) => item.fields.iter().any(|(n, v)| n == name && v == value),
             })
-            .map(|item| item.connection_id.clone())
+            .map(|item| Entry {
+                connection_id: item.connection_id.clone(),
+                connected_at: Some(item.connected_at),
+            })
             .collect();
-        ids.sort();
-        (ids, None)
+        entries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+        (entries, None)
+    }
+
+    pub(super) fn release_if_older(&self, connection_id: &str, cutoff_ms: i64) -> bool {
+        let mut items = self.lock();
+        match items.get(connection_id) {
+            Some(item) if item.connected_at >= cutoff_ms => false,
+            _ => {
+                items.remove(connection_id);
+                true
+            }
+        }
     }
 
     pub(super) fn update(&self, connection_id: &str, field: &str, value: &SyncValue) -> bool {

@@ -31,8 +31,22 @@ pub enum Cursor {
     Memory(usize),
 }
 
-/// One page of connection ids and where the next one starts.
-pub type Page = (Vec<String>, Option<Cursor>);
+/// A connection a mass publish reaches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The connection id.
+    pub connection_id: String,
+    /// When it opened (epoch ms), if the item (or the index) holds it.
+    pub connected_at: Option<i64>,
+}
+
+/// One page of connections and where the next one starts.
+pub type Page = (Vec<Entry>, Option<Cursor>);
+
+/// How long after `connectedAt` a 410 does not prove a connection gone: while
+/// `$connect` runs (API Gateway allows it 29 s) posts to the new id answer 410
+/// too, and releasing it then would leave a live connection untracked.
+pub const CONNECTING_GRACE_MS: i64 = 30_000;
 
 /// One stored connection, as written on `$connect`.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +97,17 @@ impl Registry {
         match self {
             Registry::Dynamo(d) => d.page(selector, cursor).await,
             Registry::Memory(m) => Ok(m.page(selector, cursor)),
+        }
+    }
+
+    /// Removes a connection that answered 410, unless it opened less than
+    /// [`CONNECTING_GRACE_MS`] before `now_ms` (it may still be connecting).
+    /// Answers whether it was removed (or was not there).
+    pub async fn release_gone(&self, connection_id: &str, now_ms: i64) -> Result<bool, Error> {
+        let cutoff = now_ms - CONNECTING_GRACE_MS;
+        match self {
+            Registry::Dynamo(d) => d.release_if_older(connection_id, cutoff).await,
+            Registry::Memory(m) => Ok(m.release_if_older(connection_id, cutoff)),
         }
     }
 
