@@ -134,7 +134,7 @@ async fn route_selection_names_declared_routes() {
 }
 
 #[tokio::test]
-async fn posts_to_a_closed_connection_answer_410_and_release_it() {
+async fn posts_to_a_closed_connection_answer_410_and_surface_as_gone() {
     let (local, log) = start(Settings::default()).await;
     let mut sender = local.connect("").await.unwrap();
     let mut gone = local.connect("").await.unwrap();
