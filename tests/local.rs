@@ -386,3 +386,49 @@ async fn the_binary_can_keep_local_connections_in_dynamodb() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn broadcast_reaches_exactly_the_clients_of_one_channel() {
+    use lawcket::Dynamic;
+    let config = Config::new("unused").sync_dynamic("channel", Dynamic::query("channel"));
+    let handler = |invocation: Invocation| async move {
+        if let Some(publish) = invocation.publish() {
+            let message: serde_json::Value = invocation.event().json()?;
+            let channel = message["channel"].as_str().unwrap_or_default();
+            let report = publish
+                .matching("channel", channel)
+                .send(&message["text"])
+                .await?;
+            publish
+                .send(&format!("delivered to {}", report.delivered))
+                .await?;
+        }
+        Ok::<(), BoxError>(())
+    };
+    let local = Local::start(config, Settings::default(), handler).await;
+    let mut a = local.connect("?channel=%23general").await.unwrap();
+    let mut b = local.connect("?channel=%23general").await.unwrap();
+    let mut c = local.connect("?channel=%23random").await.unwrap();
+
+    let say = |channel: &str, text: &str| {
+        Message::text(serde_json::json!({ "channel": channel, "text": text }).to_string())
+    };
+    a.send(say("#general", "hello general")).await.unwrap();
+    // a gets its own copy, then the report; b gets the copy; c gets nothing.
+    let mut got_a = vec![next_text(&mut a).await, next_text(&mut a).await];
+    got_a.sort();
+    assert_eq!(got_a, [r#""delivered to 2""#, r#""hello general""#]);
+    assert_eq!(next_text(&mut b).await, r#""hello general""#);
+
+    c.send(say("#random", "hello random")).await.unwrap();
+    let mut got_c = vec![next_text(&mut c).await, next_text(&mut c).await];
+    got_c.sort();
+    assert_eq!(
+        got_c,
+        [r#""delivered to 1""#, r#""hello random""#],
+        "c saw nothing of #general"
+    );
+    // Neither a nor b got the #random message: their next message is a fresh one.
+    b.send(say("#general", "second")).await.unwrap();
+    assert_eq!(next_text(&mut a).await, r#""second""#);
+}
