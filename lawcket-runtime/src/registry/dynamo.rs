@@ -73,6 +73,23 @@ impl Dynamo {
         Ok(())
     }
 
+    /// A conditional write's outcome: done (`true`) or condition not met (`false`).
+    fn conditional<T, E, R>(
+        &self,
+        operation: &'static str,
+        result: Result<T, SdkError<E, R>>,
+    ) -> Result<bool, Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(self.error(operation, e)),
+        }
+    }
+
     fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -245,16 +262,7 @@ impl Dynamo {
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(self.error("DeleteItem", e)),
-        }
+        self.conditional("DeleteItem", result)
     }
 
     pub(super) async fn release_many(&self, connection_ids: &[String]) -> Result<(), Error> {
@@ -330,15 +338,6 @@ impl Dynamo {
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(self.error("UpdateItem", e)),
-        }
+        self.conditional("UpdateItem", result)
     }
 }
