@@ -1,7 +1,8 @@
 //! The one path from an API Gateway WebSocket event to its response, shared by
 //! the Lambda entry and the local gateway.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body as ResponseBody;
@@ -24,6 +25,7 @@ pub struct Pipeline {
     config: Arc<Config>,
     registry: Registry,
     clients: Clients,
+    publishers: Mutex<HashMap<(String, String), Publisher>>,
     endpoint_override: Option<String>,
     handler: Box<dyn Handler>,
 }
@@ -63,6 +65,7 @@ impl Pipeline {
             config: Arc::new(config),
             registry,
             clients: Clients::new(sdk),
+            publishers: Mutex::default(),
             endpoint_override,
             handler,
         }
@@ -249,13 +252,21 @@ impl Pipeline {
             self.endpoint_override.as_deref(),
             self.clients.region(),
         );
-        Publisher::from_parts(
-            self.clients.client(&endpoint),
-            endpoint,
+        // Built once per endpoint and stage (one of each on Lambda), not per message.
+        let key = (endpoint, connection.stage().to_owned());
+        let mut publishers = self.publishers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(publisher) = publishers.get(&key) {
+            return publisher.clone();
+        }
+        let publisher = Publisher::from_parts(
+            self.clients.client(&key.0),
+            key.0.clone(),
             self.registry.clone(),
-            Some(connection.stage().to_owned()),
+            Some(key.1.clone()),
             self.config.concurrency,
-        )
+        );
+        publishers.insert(key, publisher.clone());
+        publisher
     }
 }
 

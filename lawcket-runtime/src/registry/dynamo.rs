@@ -192,41 +192,32 @@ impl Dynamo {
             }
         }
         let filter = filter.join(" AND ");
+        // Query and Scan builders are distinct types with the same setters.
+        macro_rules! read_page {
+            ($builder:expr, $operation:literal) => {{
+                let out = $builder
+                    .table_name(&self.table)
+                    .filter_expression(filter)
+                    .projection_expression("connectionId, connectedAt")
+                    .limit(self.page_size)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| self.error($operation, e))?;
+                (out.items, out.last_evaluated_key)
+            }};
+        }
         let (items, next) = match index {
-            Some(index) => {
-                let out = self
-                    .client
+            Some(index) => read_page!(
+                self.client
                     .query()
-                    .table_name(&self.table)
                     .index_name(&index)
-                    .key_condition_expression("#field = :field")
-                    .filter_expression(filter)
-                    .projection_expression("connectionId, connectedAt")
-                    .limit(self.page_size)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| self.error("Query", e))?;
-                (out.items, out.last_evaluated_key)
-            }
-            None => {
-                let out = self
-                    .client
-                    .scan()
-                    .table_name(&self.table)
-                    .filter_expression(filter)
-                    .projection_expression("connectionId, connectedAt")
-                    .limit(self.page_size)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| self.error("Scan", e))?;
-                (out.items, out.last_evaluated_key)
-            }
+                    .key_condition_expression("#field = :field"),
+                "Query"
+            ),
+            None => read_page!(self.client.scan(), "Scan"),
         };
         let entries = items
             .unwrap_or_default()
