@@ -107,12 +107,15 @@ pub use lawcket_runtime::{
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.
-/// (`IntoMiddleware` and `IntoPlugin` are here so compile errors name them by
-/// this path.)
+///
+/// Named after the release (as serde's and thiserror's are): the macro names
+/// `__private_<its own version>`, so generated code compiles only against the
+/// facade it was released with. Every trait a compile error can name is here,
+/// so errors show `lawcket::` paths only.
 #[doc(hidden)]
-pub mod __private {
+pub mod __private_0_1_0 {
     pub use lawcket_runtime::{
         main, Config, Dynamic, FromInvocation, HandlerOutput, IntoMiddleware, IntoPlugin,
-        IntoTable, Invocation, SyncValue,
+        IntoTable, Invocation, MiddlewareOutput, SyncValue,
     };
 }

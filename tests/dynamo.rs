@@ -8,8 +8,8 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lawcket::Error;
-use lawcket_runtime::registry::{Dynamo, Registry};
-use lawcket_runtime::{BoxError, Config, Invocation, Kind, Pipeline};
+use lawcket_runtime::test_util::{Dynamo, Pipeline, Registry};
+use lawcket_runtime::{BoxError, Config, Invocation, Kind};
 use support::{fixture, moto};
 
 const ID: &str = "0PYxyh3bqNs7z8s=";

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lawcket::{Dynamic, Error, Event, Kind, SyncValue};
-use lawcket_runtime::local::{local_sdk_config, Settings};
-use lawcket_runtime::registry::{Memory, Registry};
-use lawcket_runtime::{BoxError, Config, Handler, Invocation, Pipeline};
+use lawcket_runtime::test_util::{offline_sdk_config, Memory, Pipeline, Registry, Settings};
+use lawcket_runtime::{BoxError, Config, Handler, Invocation};
 use support::fixture;
 
 const ID: &str = "0PYxyh3bqNs7z8s=";
@@ -24,7 +23,7 @@ async fn pipeline(config: Config, handler: impl Handler) -> (Pipeline, Arc<Memor
     let memory = Arc::new(Memory::new());
     let registry = Registry::Memory(Arc::clone(&memory));
     (
-        Pipeline::new(config, registry, local_sdk_config().await, None, handler),
+        Pipeline::new(config, registry, offline_sdk_config().await, None, handler),
         memory,
     )
 }

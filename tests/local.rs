@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use lawcket::{Error, Kind};
-use lawcket_runtime::local::Settings;
+use lawcket_runtime::test_util::Settings;
 use lawcket_runtime::{BoxError, Config, Invocation};
 use support::gateway::{close_code, eventually, next_text, Local};
 use tokio_tungstenite::tungstenite::{self, Message};

@@ -9,18 +9,9 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path};
 
-use crate::ctxt::Ctxt;
+use lawcket_rules::{CharSet, ValueError, ValueRules, RESERVED_ATTRIBUTES};
 
-/// Attributes the runtime writes itself (keep in step with
-/// `lawcket_runtime::RESERVED_ATTRIBUTES`; tests/ui.rs checks them).
-const RESERVED: &[&str] = &[
-    "connectionId",
-    "domainName",
-    "stage",
-    "connectedAt",
-    "updatedAt",
-    "ttl",
-];
+use crate::ctxt::Ctxt;
 
 const KNOWN: &str = "`table`, `sync`, `index`, `ttl`, `manual_sync`, `middleware`, `plugins`, \
                      `concurrency`, `local` and `crate`";
@@ -224,12 +215,12 @@ fn sync_field(cx: &mut Ctxt, args: &mut Args, field: ParseNestedMeta) -> syn::Re
     let value: Expr = field.value()?.parse()?;
     let name = key.to_string();
     args.sync_keys.push(key.clone());
-    if RESERVED.contains(&name.as_str()) {
+    if lawcket_rules::is_reserved(&name) {
         cx.error_spanned_by(
             &key,
             format!(
                 "`{name}` is written by lawcket itself; choose another sync key (reserved: {})",
-                RESERVED.join(", ")
+                RESERVED_ATTRIBUTES.join(", ")
             ),
         );
     } else if args.sync.iter().any(|f| f.key == key) {
@@ -389,10 +380,10 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
                 Expr::Lit(ExprLit {
                     lit: Lit::Str(v), ..
                 }),
-            ) if dynamic.chars.is_none() => match check_chars(&v.value()) {
-                Ok(()) => dynamic.chars = Some(v.clone()),
-                Err(message) => {
-                    cx.error_spanned_by(v, message);
+            ) if dynamic.chars.is_none() => match CharSet::parse(&v.value()) {
+                Ok(_) => dynamic.chars = Some(v.clone()),
+                Err(error) => {
+                    cx.error_spanned_by(v, error);
                     ok = false;
                 }
             },
@@ -448,96 +439,52 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
     // Not after a rejected option: the default would be checked against the
     // built-in rules instead of the user's, a second misleading error.
     if let Some(default) = dynamic.default.as_ref().filter(|_| ok) {
-        let value = default.value();
-        let (max_len, max_len_rule) = match &dynamic.max_len {
-            Some(m) => {
-                let n = m.base10_parse::<usize>().unwrap_or(DEFAULT_MAX_LEN);
-                (n, format!("`max_len = {n}`"))
-            }
-            None => (
-                DEFAULT_MAX_LEN,
-                format!("the built-in `max_len` of {DEFAULT_MAX_LEN}; raise it with `max_len = N`"),
-            ),
-        };
-        let (chars, chars_rule) = match &dynamic.chars {
-            Some(c) => (c.value(), format!("`chars = \"{}\"`", c.value())),
-            None => (
-                DEFAULT_CHARS.to_owned(),
-                format!(
-                    "the built-in `chars = \"{DEFAULT_CHARS}\"`; widen it with `chars = \"..\"`"
-                ),
-            ),
-        };
-        let length = value.chars().count();
-        if length == 0 {
-            cx.error_spanned_by(
-                default,
-                "an empty default is refused like an empty value; leave `default` out to make the field required",
-            );
-            ok = false;
-        } else if length > max_len {
-            cx.error_spanned_by(
-                default,
-                format!("the default is {length} characters long, over {max_len_rule}"),
-            );
-            ok = false;
-        } else if let Some(bad) = value.chars().find(|c| !allowed(&chars, *c)) {
-            cx.error_spanned_by(
-                default,
-                format!("the default holds {bad:?}, which is not allowed by {chars_rule}"),
-            );
+        if let Err(message) = check_default(&dynamic, &default.value()) {
+            cx.error_spanned_by(default, message);
             ok = false;
         }
     }
     ok.then_some(dynamic)
 }
 
-// Kept in step with lawcket-runtime/src/sync.rs (the runtime checks values the
-// same way; tests/ui pins the defaults it accepts).
-const DEFAULT_MAX_LEN: usize = 128;
-const DEFAULT_CHARS: &str = "a-zA-Z0-9-_.#@:";
-
-fn allowed(spec: &str, c: char) -> bool {
-    let chars: Vec<char> = spec.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if i + 2 < chars.len() && chars[i + 1] == '-' {
-            if (chars[i]..=chars[i + 2]).contains(&c) {
-                return true;
-            }
-            i += 3;
-        } else {
-            if chars[i] == c {
-                return true;
-            }
-            i += 1;
+/// The default checked by the runtime's own rules (`lawcket_rules`), the
+/// message naming the rule the user wrote or the built-in one they can change.
+fn check_default(dynamic: &Dynamic, value: &str) -> Result<(), String> {
+    let max_len = match &dynamic.max_len {
+        Some(m) => m
+            .base10_parse::<usize>()
+            .unwrap_or(lawcket_rules::DEFAULT_MAX_LEN),
+        None => lawcket_rules::DEFAULT_MAX_LEN,
+    };
+    let chars = match &dynamic.chars {
+        // Already parsed once when the option was read; it is valid here.
+        Some(c) => CharSet::parse(&c.value()).map_err(|e| e.to_string())?,
+        None => CharSet::default_set(),
+    };
+    let message = match ValueRules::new(max_len, chars).check(value) {
+        Ok(()) => return Ok(()),
+        Err(ValueError::Empty) => "an empty default is refused like an empty value; leave \
+             `default` out to make the field required"
+            .to_owned(),
+        Err(ValueError::TooLong { length }) => {
+            let rule = match &dynamic.max_len {
+                Some(_) => format!("`max_len = {max_len}`"),
+                None => format!("the built-in `max_len` of {max_len}; raise it with `max_len = N`"),
+            };
+            format!("the default is {length} characters long, over {rule}")
         }
-    }
-    false
-}
-
-fn check_chars(spec: &str) -> Result<(), String> {
-    if spec.is_empty() {
-        return Err("`chars` lists the allowed characters, e.g. `chars = \"a-z0-9#\"`".into());
-    }
-    // The same walk as `allowed`: `x-y` is a range, anything else itself.
-    let chars: Vec<char> = spec.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if i + 2 < chars.len() && chars[i + 1] == '-' {
-            if chars[i] > chars[i + 2] {
-                return Err(format!(
-                    "`{0}-{1}` is a backwards range; write `{1}-{0}`",
-                    chars[i],
-                    chars[i + 2]
-                ));
-            }
-            i += 3;
-        } else {
-            i += 1;
+        Err(ValueError::Disallowed(bad)) => {
+            let rule = match &dynamic.chars {
+                Some(c) => format!("`chars = \"{}\"`", c.value()),
+                None => format!(
+                    "the built-in `chars = \"{}\"`; widen it with `chars = \"..\"`",
+                    lawcket_rules::DEFAULT_CHARS
+                ),
+            };
+            format!("the default holds {bad:?}, which is not allowed by {rule}")
         }
-    }
-    Ok(())
+    };
+    Err(message)
 }
 
 fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {

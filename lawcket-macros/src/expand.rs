@@ -45,6 +45,14 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// The facade's hidden module for generated code, named after this crate's
+/// version (as serde and thiserror name theirs), so generated code only
+/// compiles against the facade of the same release.
+fn private_module() -> Ident {
+    let version = env!("CARGO_PKG_VERSION").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+    Ident::new(&format!("__private_{version}"), Span::call_site())
+}
+
 fn main(args: &Args, function: &ItemFn) -> TokenStream {
     let krate = args
         .krate
@@ -54,9 +62,10 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
     // `#krate::__private` located at `span`: interpolated tokens keep their own
     // spans, so without this a trait error's label would stretch from the
     // attribute to the user's token. Call-site hygiene is kept.
+    let module = private_module();
     let private_at = |span: Span| -> TokenStream {
         let span = Span::call_site().located_at(span);
-        quote!(#krate::__private)
+        quote!(#krate::#module)
             .into_iter()
             .map(|mut token| {
                 token.set_span(span);

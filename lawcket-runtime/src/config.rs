@@ -1,52 +1,13 @@
-//! What the attribute configures: the table, the sync fields, the TTL.
+//! What the attribute configures, as the runtime reads it: the table, the
+//! sync fields and their lifetime, middleware, plugins and publish settings.
+//! It describes; building clients and registries from it is `host`'s job.
 
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::invocation::{Handler, IntoMiddleware, IntoPlugin, Middleware};
-use crate::sync::{Dynamic, Source, SyncField};
-
-/// The attributes lawcket writes itself; a sync field may not use these names.
-pub const RESERVED_ATTRIBUTES: &[&str] = &[
-    "connectionId",
-    "domainName",
-    "stage",
-    "connectedAt",
-    "updatedAt",
-    "ttl",
-];
-
-/// Default lifetime of a registry item: API Gateway closes every connection after
-/// 2 hours, plus 10 minutes of margin for clock skew and slow `$disconnect`s.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 60 * 60 + 10 * 60);
-
-/// A fixed value stored with every connection (`sync(channel = "#general")`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncValue {
-    /// Stored as a DynamoDB string.
-    Str(String),
-    /// Stored as a DynamoDB number.
-    Int(i64),
-    /// Stored as a DynamoDB boolean.
-    Bool(bool),
-}
-
-impl From<&str> for SyncValue {
-    fn from(value: &str) -> Self {
-        SyncValue::Str(value.to_owned())
-    }
-}
-
-impl From<i64> for SyncValue {
-    fn from(value: i64) -> Self {
-        SyncValue::Int(value)
-    }
-}
-
-impl From<bool> for SyncValue {
-    fn from(value: bool) -> Self {
-        SyncValue::Bool(value)
-    }
-}
+use crate::limits::{DEFAULT_CONCURRENCY, DEFAULT_TTL};
+use crate::sync::{Dynamic, Schema, Source, SyncField, SyncValue};
 
 /// Where the table name comes from.
 #[derive(Clone, Debug)]
@@ -102,19 +63,16 @@ pub fn table_from_env(var: &'static str) -> Table {
 
 impl Table {
     /// The table name, reading the environment for [`Table::FromEnv`].
-    pub fn resolve(&self) -> Result<String, crate::Error> {
+    pub fn resolve(&self) -> Result<String, Error> {
         let name = match self {
             Table::Named(name) => name.clone(),
-            Table::FromEnv(var) => std::env::var(var).map_err(|_| {
-                crate::Error::Config(format!(
-                    "the connections table name is read from the environment variable {var}, which is not set"
-                ))
+            Table::FromEnv(var) => std::env::var(var).map_err(|_| Error::Env {
+                var: (*var).to_owned(),
+                problem: "the connections table name is read from it, and it is not set".into(),
             })?,
         };
         if name.trim().is_empty() {
-            return Err(crate::Error::Config(
-                "the connections table name is empty".into(),
-            ));
+            return Err(Error::Config("the connections table name is empty".into()));
         }
         Ok(name)
     }
@@ -123,11 +81,10 @@ impl Table {
 /// Everything the attribute says, as the runtime reads it.
 pub struct Config {
     pub(crate) table: Table,
-    pub(crate) sync: Vec<SyncField>,
+    pub(crate) schema: Schema,
     pub(crate) auto_sync: bool,
     pub(crate) middleware: Vec<(String, Box<dyn Middleware>)>,
     pub(crate) plugins: Vec<(String, Box<dyn Handler>)>,
-    pub(crate) ttl: Duration,
     pub(crate) local_page: Option<&'static str>,
     pub(crate) indexes: Vec<(String, String)>,
     pub(crate) concurrency: usize,
@@ -138,31 +95,33 @@ impl Config {
     pub fn new(table: impl IntoTable) -> Self {
         Config {
             table: table.into_table(),
-            sync: Vec::new(),
+            schema: Schema {
+                fields: Vec::new(),
+                ttl: DEFAULT_TTL,
+            },
             auto_sync: true,
             middleware: Vec::new(),
             plugins: Vec::new(),
-            ttl: DEFAULT_TTL,
             local_page: None,
             indexes: Vec::new(),
-            concurrency: crate::publisher::DEFAULT_CONCURRENCY,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 
     /// Adds a fixed sync field written with every connection.
-    pub fn sync_field(mut self, name: &str, value: impl Into<SyncValue>) -> Self {
-        self.sync.push(SyncField {
-            name: name.to_owned(),
-            source: Source::Fixed(value.into()),
-        });
-        self
+    pub fn sync_field(self, name: &str, value: impl Into<SyncValue>) -> Self {
+        self.field(name, Source::Fixed(value.into()))
     }
 
     /// Adds a sync field whose value comes from the `$connect` request.
-    pub fn sync_dynamic(mut self, name: &str, dynamic: Dynamic) -> Self {
-        self.sync.push(SyncField {
+    pub fn sync_dynamic(self, name: &str, dynamic: Dynamic) -> Self {
+        self.field(name, Source::Dynamic(dynamic))
+    }
+
+    fn field(mut self, name: &str, source: Source) -> Self {
+        self.schema.fields.push(SyncField {
             name: name.to_owned(),
-            source: Source::Dynamic(dynamic),
+            source,
         });
         self
     }
@@ -189,7 +148,7 @@ impl Config {
 
     /// Sets how long a registry item lives after `$connect` (DynamoDB TTL).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.schema.ttl = ttl;
         self
     }
 
@@ -211,19 +170,11 @@ impl Config {
         self.local_page = Some(html);
         self
     }
-}
 
-impl Config {
-    /// The DynamoDB registry this configuration describes.
-    pub(crate) fn dynamo(
-        &self,
-        client: aws_sdk_dynamodb::Client,
-        table: String,
-    ) -> crate::registry::Dynamo {
-        self.indexes.iter().fold(
-            crate::registry::Dynamo::new(client, table),
-            |d, (field, index)| d.with_index(field.as_str(), index.as_str()),
-        )
+    /// Refuses what `#[lawcket::handler]` refuses at compile time (reserved or
+    /// repeated sync fields, bad value rules), for configurations built by hand.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.schema.validate()
     }
 }
 
@@ -234,11 +185,10 @@ impl std::fmt::Debug for Config {
         }
         f.debug_struct("Config")
             .field("table", &self.table)
-            .field("sync", &self.sync)
+            .field("schema", &self.schema)
             .field("auto_sync", &self.auto_sync)
             .field("middleware", &names(&self.middleware))
             .field("plugins", &names(&self.plugins))
-            .field("ttl", &self.ttl)
             .field("indexes", &self.indexes)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()

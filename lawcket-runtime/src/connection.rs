@@ -1,6 +1,6 @@
 //! Who sent the event: [`Connection`] and its [`Kind`].
 
-use crate::Error;
+use crate::error::Error;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
 /// What happened on the connection, from `requestContext.eventType`.

@@ -1,11 +1,18 @@
 //! Which management API (`@connections`) endpoint reaches a connection.
 
-use crate::Connection;
+use crate::connection::Connection;
 
 /// Environment variable that, when set, is the management endpoint for every
 /// post (e.g. `http://127.0.0.1:3001` for a local gateway). It wins over
 /// everything else.
 pub const ENDPOINT_ENV: &str = "LAWCKET_MANAGEMENT_ENDPOINT";
+
+/// The endpoint set in [`ENDPOINT_ENV`], if any: the one place it is read.
+pub(crate) fn override_from_env() -> Option<String> {
+    std::env::var(ENDPOINT_ENV)
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+}
 
 /// The management endpoint for a connection:
 /// - `override_endpoint` when given (from [`ENDPOINT_ENV`] or the local gateway);

@@ -1,14 +1,15 @@
-//! The process entry the generated `main` calls: cold-start work once, then
-//! serve Lambda invocations, or run the local gateway outside Lambda.
+//! The process entry the generated `main` calls: cold-start work once (tracing,
+//! tokio, the host), then serve Lambda invocations, or run the local gateway
+//! outside Lambda.
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::endpoint::ENDPOINT_ENV;
+use crate::endpoint::override_from_env;
+use crate::error::Error;
+use crate::host::{Host, Sdk, Store};
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
-use crate::registry::Registry;
-use crate::Error;
 
 /// Runs the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) serves invocations
 /// through lambda_runtime; elsewhere starts the local gateway. Exits the process
@@ -19,25 +20,30 @@ pub fn main(config: Config, handler: impl Handler) {
 }
 
 fn run(config: Config, handler: Box<dyn Handler>) {
-    // trybuild runs pass cases; this lets them check the generated main without serving.
-    if std::env::var_os("LAWCKET_CHECK_ONLY").is_some() {
+    // trybuild builds its cases with `--cfg trybuild` and runs the pass cases:
+    // they check that the generated `main` compiles, so it returns at once. A
+    // compile-time switch: no shipped binary reads anything for it.
+    if cfg!(trybuild) {
         return;
     }
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(on_lambda);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(async {
-            if on_lambda {
-                serve_lambda(config, handler).await
-            } else {
-                serve_local(config, handler).await
-            }
-        }),
-        Err(e) => Err(Error::Config(format!("could not start tokio: {e}"))),
-    };
+        .build()
+        .map_err(|source| Error::Io {
+            context: "could not start tokio".into(),
+            source,
+        })
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                if on_lambda {
+                    serve_lambda(config, handler).await
+                } else {
+                    serve_local(config, handler).await
+                }
+            })
+        });
     if let Err(error) = result {
         tracing::error!(%error, "lawcket stopped");
         std::process::exit(1);
@@ -45,13 +51,13 @@ fn run(config: Config, handler: Box<dyn Handler>) {
 }
 
 async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
-    let table = config.table.resolve()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let registry = Registry::Dynamo(Arc::new(
-        config.dynamo(aws_sdk_dynamodb::Client::new(&sdk), table),
-    ));
-    let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
-    let pipeline = Pipeline::from_boxed(config, registry, sdk, endpoint, handler);
+    let store = Store::Dynamo {
+        table: config.table.resolve()?,
+        indexes: &config.indexes,
+        page_size: None,
+    };
+    let host = Host::build(store, Sdk::Environment).await;
+    let pipeline = Pipeline::assemble(config, host, override_from_env(), handler)?;
     // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its
     // layout out of every enclosing future.
     Box::pin(crate::lambda::serve(Arc::new(pipeline))).await

@@ -51,6 +51,9 @@ pub enum Error {
     Serialize(#[source] serde_json::Error),
 
     /// A DynamoDB call on the connections table failed.
+    ///
+    /// `source` is the SDK's error, converted to `aws_sdk_dynamodb::Error`, so
+    /// a caller can match on it: `error.source()` and `downcast_ref`.
     #[error("DynamoDB {operation} on table `{table}` failed: {message}")]
     Registry {
         /// The table lawcket was configured with.
@@ -59,6 +62,10 @@ pub enum Error {
         operation: &'static str,
         /// What went wrong, with a hint where one helps.
         message: String,
+        /// The SDK's error, when the call itself failed (none when DynamoDB
+        /// answered but left work undone, as unprocessed batch items).
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The connection has gone away (API Gateway answered 410 Gone). lawcket has
@@ -81,6 +88,8 @@ pub enum Error {
 
     /// A call to the API Gateway management API (`@connections`) failed for a reason
     /// other than 410 Gone. The connection is kept.
+    ///
+    /// `source` is the SDK's error, converted to `aws_sdk_apigatewaymanagement::Error`.
     #[error("posting to connection {connection_id} through {endpoint} failed: {message}")]
     Post {
         /// The connection the message was for.
@@ -89,6 +98,9 @@ pub enum Error {
         endpoint: String,
         /// What went wrong.
         message: String,
+        /// The SDK's error, when the call itself failed.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The request was refused on purpose (by a handler or middleware). On `$connect`
@@ -101,9 +113,34 @@ pub enum Error {
         message: String,
     },
 
-    /// lawcket was configured in a way it cannot run with.
+    /// lawcket was configured or called in a way it cannot work with (the
+    /// attribute's settings, a publisher builder, a call on the wrong event).
     #[error("configuration: {0}")]
     Config(String),
+
+    /// An environment variable lawcket reads is missing or invalid.
+    #[error("environment variable {var}: {problem}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong with it, and what it should be.
+        problem: String,
+    },
+
+    /// The process could not serve: starting tokio, binding the local
+    /// gateway's address, or the server stopping.
+    #[error("{context}: {source}")]
+    Io {
+        /// What lawcket was doing.
+        context: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The Lambda runtime client (lambda_runtime) stopped.
+    #[error("the Lambda runtime client stopped: {0}")]
+    Runtime(#[source] BoxError),
 
     /// The handler, a middleware or a plugin returned an error of its own.
     #[error("{context} failed: {source}")]
@@ -117,6 +154,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name, as Lambda reports it (`lawcket::Error::<name>`).
+    fn variant(&self) -> &'static str {
+        match self {
+            Error::MalformedEvent(_) => "MalformedEvent",
+            Error::Base64(_) => "Base64",
+            Error::TooLarge { .. } => "TooLarge",
+            Error::Body { .. } => "Body",
+            Error::Serialize(_) => "Serialize",
+            Error::Registry { .. } => "Registry",
+            Error::Gone { .. } => "Gone",
+            Error::Released { .. } => "Released",
+            Error::Post { .. } => "Post",
+            Error::Rejected { .. } => "Rejected",
+            Error::Config(_) => "Config",
+            Error::Env { .. } => "Env",
+            Error::Io { .. } => "Io",
+            Error::Runtime(_) => "Runtime",
+            Error::Handler { .. } => "Handler",
+        }
+    }
+
     /// Refuses the request with an HTTP status (e.g. 401 or 403) and a reason.
     ///
     /// Returned from a handler or middleware on `$connect`, it refuses the
@@ -150,5 +208,40 @@ impl Error {
                 source,
             },
         }
+    }
+}
+
+/// A failed invocation as Lambda reports it: `errorType` is
+/// `lawcket::Error::<Variant>`, `errorMessage` the error's message.
+impl From<&Error> for lambda_runtime::Diagnostic {
+    fn from(error: &Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: format!("lawcket::Error::{}", error.variant()),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_names_the_variant() {
+        let diagnostic = lambda_runtime::Diagnostic::from(&Error::reject(401, "no"));
+        assert_eq!(diagnostic.error_type, "lawcket::Error::Rejected");
+        assert_eq!(diagnostic.error_message, "refused with status 401: no");
+    }
+
+    #[test]
+    fn sdk_errors_stay_reachable_as_the_source() {
+        use std::error::Error as _;
+        let error = Error::Post {
+            connection_id: "a".into(),
+            endpoint: "http://x".into(),
+            message: "boom".into(),
+            source: Some("the sdk said no".into()),
+        };
+        assert_eq!(error.source().unwrap().to_string(), "the sdk said no");
     }
 }

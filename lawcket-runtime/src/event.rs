@@ -6,10 +6,8 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
-
-/// The largest message API Gateway delivers (128 KiB); a bigger body is refused.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+use crate::error::Error;
+use crate::limits::MAX_MESSAGE_BYTES;
 
 /// A message body, decoded the way the npm original does: base64 first when
 /// `isBase64Encoded`, then JSON when it parses as JSON, text when it is UTF-8,
@@ -56,7 +54,7 @@ impl Event {
     /// Decodes the body of `request`.
     ///
     /// Fails on a body marked `isBase64Encoded` that is not base64, and on a body
-    /// over [`MAX_MESSAGE_BYTES`].
+    /// over [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES).
     pub fn from_request(mut request: ApiGatewayWebsocketProxyRequest) -> Result<Self, Error> {
         let body = decode(request.body.take(), request.is_base64_encoded)?;
         Ok(Event(Arc::new(Inner { request, body })))

@@ -5,8 +5,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::connection::{Connection, Kind};
 use crate::error::BoxError;
-use crate::{Connection, Event, Kind, Publish, Registration};
+use crate::event::Event;
+use crate::publish::Publish;
+use crate::registration::Registration;
 
 /// One event on its way to the handler.
 #[derive(Clone, Debug)]

@@ -1,45 +1,85 @@
 // lambda_runtime's service stack is a deep future type; computing its layout needs
 // more than the default depth. It stays inside this crate (see `entry`).
 #![recursion_limit = "256"]
-//! The runtime behind `#[lawcket::handler]`. Use it through the `lawcket` crate;
-//! this crate's API is re-exported there.
+//! The runtime behind `#[lawcket::handler]`. Use it through the `lawcket` crate,
+//! which re-exports this crate's public API; the rest is private.
+//!
+//! Modules, from the bottom up (each uses only those above it in this list, so
+//! there is no import cycle; `tests/architecture.rs` checks it):
+//!
+//! | module | holds |
+//! |---|---|
+//! | `limits`, `clock` | AWS's numbers and lawcket's defaults; the one clock |
+//! | `error` | [`Error`], and its Lambda diagnostic |
+//! | `connection`, `event` | what an event says: [`Connection`], [`Event`] and its [`Body`] |
+//! | `sync` | sync fields and their rules ([`SyncValue`], [`Dynamic`]) |
+//! | `registry` | where connections are kept: DynamoDB or memory |
+//! | `management`, `endpoint` | the `@connections` API: clients, posts, which endpoint |
+//! | `host` | one assembly step: SDK settings and registry, built once |
+//! | `report`, `publisher`, `publish` | sending: [`Publisher`], [`Report`], the handler's [`Publish`] |
+//! | `registration` | a connection's item, and [`Registration`] for the handler |
+//! | `invocation` | what user code receives and returns ([`FromInvocation`], [`HandlerOutput`], ...) |
+//! | `config` | what the attribute configures ([`Config`], [`Table`]) |
+//! | `pipeline` | one event to one response: lifecycles, user code, responses |
+//! | `lambda`, `local` | the two transports that feed the pipeline |
+//! | `entry` | the process's `main` |
 
 #![warn(missing_docs)]
 
-mod clients;
+mod clock;
 mod config;
 mod connection;
 mod endpoint;
 mod entry;
 mod error;
 mod event;
+mod host;
 mod invocation;
 mod lambda;
+mod limits;
 #[cfg(feature = "local")]
-pub mod local;
+mod local;
+mod management;
 mod pipeline;
 mod publish;
 mod publisher;
 mod registration;
-pub mod registry;
+mod registry;
 mod report;
 mod sync;
 
-pub use config::{
-    table_from_env, Config, IntoTable, SyncValue, Table, DEFAULT_TTL, RESERVED_ATTRIBUTES,
-};
+pub use config::{table_from_env, Config, IntoTable, Table};
 pub use connection::{Connection, Kind};
 pub use endpoint::{management_endpoint, ENDPOINT_ENV};
 pub use entry::main;
 pub use error::{BoxError, Error};
-pub use event::{Body, Event, MAX_MESSAGE_BYTES};
+pub use event::{Body, Event};
 pub use invocation::{
     FromInvocation, Handler, HandlerFuture, HandlerOutput, IntoMiddleware, IntoPlugin, Invocation,
     Middleware, MiddlewareFuture, MiddlewareOutput,
 };
-pub use pipeline::Pipeline;
+pub use lawcket_rules::{DEFAULT_CHARS, DEFAULT_MAX_LEN, RESERVED_ATTRIBUTES};
+pub use limits::{DEFAULT_CONCURRENCY, DEFAULT_TTL, MAX_MESSAGE_BYTES};
 pub use publish::Publish;
-pub use publisher::{Broadcast, Publisher, PublisherBuilder, DEFAULT_CONCURRENCY};
+pub use publisher::{Broadcast, Publisher, PublisherBuilder};
 pub use registration::Registration;
 pub use report::{Failure, Report};
-pub use sync::{Dynamic, DEFAULT_CHARS, DEFAULT_MAX_LEN};
+pub use sync::{Dynamic, SyncValue};
+
+/// What lawcket's own integration tests reach into: the pipeline, the
+/// registries and the local gateway. Behind the `test-util` feature, so no
+/// user's binary carries it.
+#[cfg(feature = "test-util")]
+pub mod test_util {
+    pub use crate::pipeline::Pipeline;
+    pub use crate::registry::{Dynamo, Item, Memory, Registry};
+
+    #[cfg(feature = "local")]
+    pub use crate::local::{LocalGateway, Settings};
+
+    /// SDK settings with fixed local credentials and region, as the local
+    /// gateway uses in memory.
+    pub async fn offline_sdk_config() -> aws_config::SdkConfig {
+        crate::host::load(crate::host::Sdk::Offline).await
+    }
+}

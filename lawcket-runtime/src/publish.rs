@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::config::SyncValue;
+use crate::error::Error;
 use crate::publisher::{Broadcast, Publisher};
-use crate::Error;
+use crate::sync::SyncValue;
 
 /// The capability to send messages, handed to the handler on MESSAGE events.
 ///

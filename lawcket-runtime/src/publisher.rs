@@ -1,24 +1,22 @@
-//! Publishing outside a handler, and the mass publish shared with handlers.
+//! [`Publisher`]: one connection, or a mass publish paged through the
+//! registry with bounded concurrency; and its [`PublisherBuilder`] for use
+//! outside a handler.
 
 use std::sync::Arc;
 
 use aws_sdk_apigatewaymanagement as management;
-use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::clients::Clients;
-use crate::config::SyncValue;
-use crate::endpoint::ENDPOINT_ENV;
-use crate::registry::{Dynamo, Entry, Registry, Selector, CONNECTING_GRACE_MS};
+use crate::clock::now_ms;
+use crate::endpoint::{override_from_env, ENDPOINT_ENV};
+use crate::error::Error;
+use crate::host::{Host, Sdk, Store};
+use crate::limits::{CONNECTING_GRACE_MS, DEFAULT_CONCURRENCY, MAX_MESSAGE_BYTES};
+use crate::management::{post, Outcome};
+use crate::registry::{Entry, Registry, Selector};
 use crate::report::{Failure, Report};
-use crate::{Error, MAX_MESSAGE_BYTES};
-
-/// Posts in flight at once during a mass publish, unless configured.
-pub const DEFAULT_CONCURRENCY: usize = 32;
+use crate::sync::SyncValue;
 
 /// Sends messages to connections of one API stage: one connection, every
 /// connection, or those whose sync field matches. Cloning is cheap and shares
@@ -52,13 +50,6 @@ struct Inner {
     registry: Registry,
     stage: Option<String>,
     concurrency: usize,
-}
-
-/// What a single post came to.
-enum Outcome {
-    Delivered,
-    Gone,
-    Failed(Error),
 }
 
 impl Publisher {
@@ -150,23 +141,13 @@ impl Publisher {
     }
 
     async fn post(&self, connection_id: &str, data: Vec<u8>) -> Outcome {
-        let result = self
-            .inner
-            .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(data))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Outcome::Delivered,
-            Err(error) if is_gone(&error) => Outcome::Gone,
-            Err(error) => Outcome::Failed(Error::Post {
-                connection_id: connection_id.to_owned(),
-                endpoint: self.inner.endpoint.clone(),
-                message: DisplayErrorContext(&error).to_string(),
-            }),
-        }
+        post(
+            &self.inner.client,
+            &self.inner.endpoint,
+            connection_id,
+            data,
+        )
+        .await
     }
 
     /// Pages through the registry (the next page is read while this one is
@@ -218,6 +199,7 @@ impl Publisher {
                  connecting; it was kept",
                 CONNECTING_GRACE_MS / 1000
             ),
+            source: None,
         }
     }
 
@@ -307,23 +289,6 @@ fn check_size(data: &[u8]) -> Result<(), Error> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
-}
-
-/// API Gateway answers 410 with `GoneException`; a bare 410 means the same.
-fn is_gone(error: &SdkError<PostToConnectionError, HttpResponse>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(PostToConnectionError::is_gone_exception)
-        || error
-            .raw_response()
-            .is_some_and(|r| r.status().as_u16() == 410)
-}
-
 /// Builds a [`Publisher`]. A table and an endpoint (or a domain and stage) are
 /// required.
 #[derive(Debug, Default)]
@@ -399,28 +364,22 @@ impl PublisherBuilder {
         let table = self
             .table
             .ok_or_else(|| Error::Config("Publisher::builder() needs .table(...)".into()))?;
-        let override_endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
-        let endpoint = override_endpoint.or(self.endpoint).ok_or_else(|| {
+        let endpoint = override_from_env().or(self.endpoint).ok_or_else(|| {
             Error::Config(format!(
                 "Publisher::builder() needs .endpoint(...) or .domain(...), or {ENDPOINT_ENV} set"
             ))
         })?;
-        let sdk = match self.sdk {
-            Some(sdk) => sdk,
-            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        let store = Store::Dynamo {
+            table,
+            indexes: &self.indexes,
+            page_size: self.page_size,
         };
-        let mut dynamo = Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-        for (field, index) in self.indexes {
-            dynamo = dynamo.with_index(field, index);
-        }
-        if let Some(items) = self.page_size {
-            dynamo = dynamo.with_page_size(items);
-        }
-        let client = Clients::new(sdk).client(&endpoint);
+        let sdk = self.sdk.map_or(Sdk::Environment, |sdk| Sdk::Given(Box::new(sdk)));
+        let host = Host::build(store, sdk).await;
         Ok(Publisher::from_parts(
-            client,
+            crate::management::client(&host.sdk, &endpoint),
             endpoint,
-            Registry::Dynamo(Arc::new(dynamo)),
+            host.registry,
             self.stage,
             self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         ))

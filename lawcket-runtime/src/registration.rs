@@ -3,9 +3,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::config::{Config, SyncValue};
+use crate::clock;
+use crate::connection::{Connection, Kind};
+use crate::error::Error;
+use crate::event::Event;
 use crate::registry::{Item, Registry};
-use crate::{Connection, Error, Event};
+use crate::sync::{Schema, SyncValue};
 
 /// The connection's registration in the connections table: store it by hand
 /// (with `manual_sync`), release it, or change a sync field of a live connection.
@@ -22,7 +25,7 @@ pub struct Registration {
     connection: Connection,
     event: Event,
     registry: Registry,
-    config: Arc<Config>,
+    schema: Arc<Schema>,
     /// Set by `register`, so a failing `$connect` removes what it stored.
     registered: Arc<AtomicBool>,
 }
@@ -41,13 +44,13 @@ impl Registration {
         connection: Connection,
         event: Event,
         registry: Registry,
-        config: Arc<Config>,
+        schema: Arc<Schema>,
     ) -> Self {
         Registration {
             connection,
             event,
             registry,
-            config,
+            schema,
             registered: Arc::default(),
         }
     }
@@ -68,14 +71,14 @@ impl Registration {
     /// Only on `$connect`: the dynamic fields come from its request. If the
     /// handler then fails, the item is removed again.
     pub async fn register(&self) -> Result<(), Error> {
-        if self.connection.kind() != crate::Kind::Connect {
+        if self.connection.kind() != Kind::Connect {
             return Err(Error::Config(format!(
                 "Registration::register() is for $connect (the request that carries the \
                  sync fields), not {:?}",
                 self.connection.kind()
             )));
         }
-        let item = item(&self.config, &self.connection, &self.event)?;
+        let item = item(&self.schema, &self.connection, &self.event)?;
         self.registry.store(&item).await?;
         self.registered.store(true, Ordering::SeqCst);
         Ok(())
@@ -92,22 +95,7 @@ impl Registration {
     /// ([`Error::Released`]).
     pub async fn set(&self, field: &str, value: impl Into<SyncValue>) -> Result<(), Error> {
         let value = value.into();
-        let declared = self
-            .config
-            .sync
-            .iter()
-            .find(|f| f.name == field)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.config.sync.iter().map(|f| f.name.as_str()).collect();
-                Error::reject(
-                    400,
-                    format!(
-                        "`{field}` is not a declared sync field (declared: {})",
-                        names.join(", ")
-                    ),
-                )
-            })?;
-        declared.check(&value)?;
+        self.schema.field(field)?.check(&value)?;
         if self
             .registry
             .update(self.connection.id(), field, &value)
@@ -122,13 +110,12 @@ impl Registration {
     }
 }
 
-/// The registry item for a `$connect`.
-pub(crate) fn item(config: &Config, connection: &Connection, event: &Event) -> Result<Item, Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let fields = config
-        .sync
+/// The registry item for a `$connect`: the sync fields' values (dynamic ones
+/// checked), when it opened, and when its TTL expires.
+pub(crate) fn item(schema: &Schema, connection: &Connection, event: &Event) -> Result<Item, Error> {
+    let now = clock::now();
+    let fields = schema
+        .fields
         .iter()
         .map(|field| Ok((field.name.clone(), field.value(event)?)))
         .collect::<Result<_, Error>>()?;
@@ -142,6 +129,6 @@ pub(crate) fn item(config: &Config, connection: &Connection, event: &Event) -> R
         } else {
             now.as_millis() as i64
         },
-        ttl: (now + config.ttl).as_secs() as i64,
+        ttl: (now + schema.ttl).as_secs() as i64,
     })
 }

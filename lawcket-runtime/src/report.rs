@@ -1,6 +1,6 @@
 //! What a mass publish did.
 
-use crate::Error;
+use crate::error::Error;
 
 /// The outcome of a mass publish: every matched connection is counted once, as
 /// delivered, released (API Gateway answered 410 Gone) or failed.

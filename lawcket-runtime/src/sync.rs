@@ -1,17 +1,42 @@
 //! Sync fields: what is stored with each connection besides what lawcket writes
 //! itself. Fixed values come from the attribute; dynamic ones from the
-//! `$connect` request, validated before anything is stored.
+//! `$connect` request, checked by the same rules the macro applies at compile
+//! time (`lawcket_rules`) before anything is stored.
 
-use crate::config::SyncValue;
-use crate::{Error, Event};
+use std::time::Duration;
 
-/// Where a sync field's value comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    /// The same value for every connection (`sync(channel = "#general")`).
-    Fixed(SyncValue),
-    /// Taken from the `$connect` request (`sync(channel = query("channel"))`).
-    Dynamic(Dynamic),
+use lawcket_rules::{CharSet, CharSetError, ValueError, ValueRules};
+
+use crate::error::Error;
+use crate::event::Event;
+
+/// A value stored with every connection (`sync(channel = "#general")`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncValue {
+    /// Stored as a DynamoDB string.
+    Str(String),
+    /// Stored as a DynamoDB number.
+    Int(i64),
+    /// Stored as a DynamoDB boolean.
+    Bool(bool),
+}
+
+impl From<&str> for SyncValue {
+    fn from(value: &str) -> Self {
+        SyncValue::Str(value.to_owned())
+    }
+}
+
+impl From<i64> for SyncValue {
+    fn from(value: i64) -> Self {
+        SyncValue::Int(value)
+    }
+}
+
+impl From<bool> for SyncValue {
+    fn from(value: bool) -> Self {
+        SyncValue::Bool(value)
+    }
 }
 
 /// A sync field read from the `$connect` request's query string or headers.
@@ -29,7 +54,8 @@ pub struct Dynamic {
     key: String,
     default: Option<String>,
     max_len: usize,
-    chars: String,
+    /// Parsed once; a bad spec is kept so the field refuses to start.
+    chars: Result<CharSet, CharSetError>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,12 +63,6 @@ enum Origin {
     Query,
     Header,
 }
-
-/// Longest dynamic value accepted unless configured.
-pub const DEFAULT_MAX_LEN: usize = 128;
-
-/// Characters a dynamic value may hold unless configured.
-pub const DEFAULT_CHARS: &str = "a-zA-Z0-9-_.#@:";
 
 impl Dynamic {
     /// The value of the query-string parameter `param`.
@@ -56,12 +76,13 @@ impl Dynamic {
     }
 
     fn new(origin: Origin, key: &str) -> Self {
+        let rules = ValueRules::default();
         Dynamic {
             origin,
             key: key.to_owned(),
             default: None,
-            max_len: DEFAULT_MAX_LEN,
-            chars: DEFAULT_CHARS.to_owned(),
+            max_len: rules.max_len,
+            chars: Ok(rules.chars),
         }
     }
 
@@ -71,16 +92,18 @@ impl Dynamic {
         self
     }
 
-    /// Longest value accepted, in characters (default [`DEFAULT_MAX_LEN`]).
+    /// Longest value accepted, in characters (default [`DEFAULT_MAX_LEN`](crate::DEFAULT_MAX_LEN)).
     pub fn max_len(mut self, chars: usize) -> Self {
         self.max_len = chars;
         self
     }
 
     /// The characters a value may hold, `a-z` meaning a range (default
-    /// [`DEFAULT_CHARS`]). A `-` first or last stands for itself.
+    /// [`DEFAULT_CHARS`](crate::DEFAULT_CHARS)). A `-` first or last stands for
+    /// itself. An empty set or a backwards range (`z-a`) is a configuration
+    /// error: the process refuses to start with it.
     pub fn chars(mut self, allowed: &str) -> Self {
-        self.chars = allowed.to_owned();
+        self.chars = CharSet::parse(allowed);
         self
     }
 
@@ -91,79 +114,82 @@ impl Dynamic {
             Origin::Query => event.query(&self.key),
             Origin::Header => event.header(&self.key),
         };
-        match found.or(self.default.as_deref()) {
-            Some(value) => {
-                self.check(field, value)?;
-                Ok(value.to_owned())
-            }
-            None => Err(Error::reject(
+        let Some(value) = found.or(self.default.as_deref()) else {
+            let origin = match self.origin {
+                Origin::Query => "query parameter",
+                Origin::Header => "header",
+            };
+            return Err(Error::reject(
                 400,
                 format!(
-                    "missing sync field `{field}`: connect with the {} `{}`",
-                    match self.origin {
-                        Origin::Query => "query parameter",
-                        Origin::Header => "header",
-                    },
+                    "missing sync field `{field}`: connect with the {origin} `{}`",
                     self.key
                 ),
-            )),
+            ));
+        };
+        self.check(field, value)?;
+        Ok(value.to_owned())
+    }
+
+    /// Checks `value` against the length bound and the allowed characters: a
+    /// 400 rejection naming the field and the rule it breaks.
+    pub fn check(&self, field: &str, value: &str) -> Result<(), Error> {
+        let rules = self.rules(field)?;
+        let problem = match rules.check(value) {
+            Ok(()) => return Ok(()),
+            Err(ValueError::Empty) => "the value is empty".to_owned(),
+            Err(ValueError::TooLong { length }) => {
+                format!("{length} characters, over the limit of {}", rules.max_len)
+            }
+            Err(ValueError::Disallowed(bad)) => {
+                format!("`{bad}` is not allowed (allowed: {})", rules.chars.as_str())
+            }
+        };
+        Err(Error::reject(
+            400,
+            format!("sync field `{field}`: {problem}"),
+        ))
+    }
+
+    fn rules(&self, field: &str) -> Result<ValueRules, Error> {
+        match &self.chars {
+            Ok(chars) => Ok(ValueRules::new(self.max_len, chars.clone())),
+            Err(error) => Err(Error::Config(format!("sync field `{field}`: {error}"))),
         }
     }
 
-    /// Checks `value` against the length bound and the allowed characters.
-    pub fn check(&self, field: &str, value: &str) -> Result<(), Error> {
-        let length = value.chars().count();
-        if length == 0 {
-            return Err(Error::reject(
-                400,
-                format!("sync field `{field}`: the value is empty"),
-            ));
+    /// The configuration's own mistakes: a bad character set, a zero length,
+    /// a default its own rules would refuse.
+    fn validate(&self, field: &str) -> Result<(), Error> {
+        self.rules(field)?;
+        if self.max_len == 0 {
+            return Err(Error::Config(format!(
+                "sync field `{field}`: `max_len` must be at least 1"
+            )));
         }
-        if length > self.max_len {
-            return Err(Error::reject(
-                400,
-                format!(
-                    "sync field `{field}`: {length} characters, over the limit of {}",
-                    self.max_len
-                ),
-            ));
+        match &self.default {
+            Some(default) => self.check(field, default).map_err(|e| {
+                Error::Config(format!(
+                    "the default of sync field `{field}` is refused: {e}"
+                ))
+            }),
+            None => Ok(()),
         }
-        if let Some(bad) = value.chars().find(|c| !allowed(&self.chars, *c)) {
-            return Err(Error::reject(
-                400,
-                format!(
-                    "sync field `{field}`: `{bad}` is not allowed (allowed: {})",
-                    self.chars
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 
-/// Whether `c` is in the set `spec` (`a-z` ranges, other characters as such).
-fn allowed(spec: &str, c: char) -> bool {
-    let chars: Vec<char> = spec.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if i + 2 < chars.len() && chars[i + 1] == '-' {
-            if (chars[i]..=chars[i + 2]).contains(&c) {
-                return true;
-            }
-            i += 3;
-        } else {
-            if chars[i] == c {
-                return true;
-            }
-            i += 1;
-        }
-    }
-    false
+/// Where a sync field's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Source {
+    /// The same value for every connection (`sync(channel = "#general")`).
+    Fixed(SyncValue),
+    /// Taken from the `$connect` request (`sync(channel = query("channel"))`).
+    Dynamic(Dynamic),
 }
 
 /// A declared sync field.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SyncField {
+pub(crate) struct SyncField {
     pub(crate) name: String,
     pub(crate) source: Source,
 }
@@ -194,31 +220,115 @@ impl SyncField {
     }
 }
 
+/// What is stored with each connection: the sync fields and the item's lifetime.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Schema {
+    pub(crate) fields: Vec<SyncField>,
+    pub(crate) ttl: Duration,
+}
+
+impl Schema {
+    /// The declared field `name`, or a 400 naming the declared ones.
+    pub(crate) fn field(&self, name: &str) -> Result<&SyncField, Error> {
+        self.fields.iter().find(|f| f.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+            Error::reject(
+                400,
+                format!(
+                    "`{name}` is not a declared sync field (declared: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The mistakes `#[lawcket::handler]` refuses at compile time, refused again
+    /// for configurations built by hand.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        for (i, field) in self.fields.iter().enumerate() {
+            let name = &field.name;
+            if lawcket_rules::is_reserved(name) {
+                return Err(Error::Config(format!(
+                    "sync field `{name}` is written by lawcket itself (reserved: {})",
+                    lawcket_rules::RESERVED_ATTRIBUTES.join(", ")
+                )));
+            }
+            if self.fields[..i].iter().any(|f| f.name == *name) {
+                return Err(Error::Config(format!(
+                    "sync field `{name}` is declared twice"
+                )));
+            }
+            if let Source::Dynamic(dynamic) = &field.source {
+                dynamic.validate(name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn character_sets() {
-        assert!(allowed("a-z", 'q'));
-        assert!(!allowed("a-z", 'Q'));
-        assert!(allowed("a-z-", '-'));
-        assert!(allowed("-a", '-'));
-        assert!(allowed(DEFAULT_CHARS, '#'));
-        assert!(allowed(DEFAULT_CHARS, '_'));
-        assert!(!allowed(DEFAULT_CHARS, ' '));
-        assert!(!allowed(DEFAULT_CHARS, '<'));
+    fn schema(fields: Vec<(&str, Source)>) -> Schema {
+        Schema {
+            fields: fields
+                .into_iter()
+                .map(|(name, source)| SyncField {
+                    name: name.to_owned(),
+                    source,
+                })
+                .collect(),
+            ttl: crate::limits::DEFAULT_TTL,
+        }
     }
 
     #[test]
     fn length_and_emptiness() {
         let d = Dynamic::query("c").max_len(3);
         assert!(d.check("c", "abc").is_ok());
-        assert!(d
-            .check("c", "abcd")
-            .unwrap_err()
+        let err = d.check("c", "abcd").unwrap_err();
+        assert!(err
             .to_string()
             .contains("4 characters, over the limit of 3"));
+        assert_eq!(err.status(), 400);
         assert!(d.check("c", "").unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn a_backwards_range_is_refused_at_start_and_never_accepts() {
+        let dynamic = Dynamic::query("c").chars("z-a");
+        let err = dynamic.check("c", "m").unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        let err = schema(vec![("c", Source::Dynamic(dynamic))])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: sync field `c`: `z-a` is a backwards range; write `a-z`"
+        );
+    }
+
+    #[test]
+    fn configurations_the_macro_refuses_are_refused_at_start() {
+        let fixed = || Source::Fixed(SyncValue::from("x"));
+        let reserved = schema(vec![("ttl", fixed())]).validate().unwrap_err();
+        assert!(reserved.to_string().contains("written by lawcket itself"));
+        let twice = schema(vec![("a", fixed()), ("a", fixed())])
+            .validate()
+            .unwrap_err();
+        assert!(twice.to_string().contains("declared twice"));
+        let default = Dynamic::query("c").chars("a-z").default("ABC");
+        let err = schema(vec![("c", Source::Dynamic(default))])
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("the default of sync field `c`"),
+            "{err}"
+        );
+        let ok = Dynamic::query("c").default("#general");
+        assert!(schema(vec![("c", Source::Dynamic(ok)), ("d", fixed())])
+            .validate()
+            .is_ok());
     }
 }

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lawcket_runtime::local::{local_sdk_config, LocalGateway, Settings};
-use lawcket_runtime::registry::{Memory, Registry};
-use lawcket_runtime::{Config, Handler, Pipeline};
+use lawcket_runtime::test_util::{
+    offline_sdk_config, LocalGateway, Memory, Pipeline, Registry, Settings,
+};
+use lawcket_runtime::{Config, Handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite;
 
@@ -30,7 +31,7 @@ impl Local {
         let pipeline = Pipeline::new(
             config,
             Registry::Memory(Arc::clone(&memory)),
-            local_sdk_config().await,
+            offline_sdk_config().await,
             Some(gateway.endpoint()),
             handler,
         );

@@ -7,10 +7,10 @@ pub mod gateway;
 pub mod moto;
 pub mod runtime_api;
 
-/// The shared event fixtures (../shared/fixtures), as Lambda delivers them.
+/// The repository's event fixtures (tests/fixtures), as Lambda delivers them.
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
+        .join("tests/fixtures")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));

@@ -9,7 +9,8 @@ use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 
-use super::clock::{now_ms, random_id, request_time};
+use super::formats::{random_id, request_time};
+use crate::clock::now_ms;
 
 /// What the gateway knows of a connection from its handshake.
 #[derive(Clone, Debug)]
@@ -105,6 +106,17 @@ pub(crate) fn disconnect(peer: &Peer, code: u16, reason: &str) -> ApiGatewayWebs
 pub(crate) enum Data {
     Text(String),
     Binary(Vec<u8>),
+}
+
+/// API Gateway's answer to a client whose message made the integration fail.
+pub(crate) fn internal_error(connection_id: &str) -> Vec<u8> {
+    serde_json::json!({
+        "message": "Internal server error",
+        "connectionId": connection_id,
+        "requestId": random_id(),
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The route key for a message: the value at the selection path in a JSON text

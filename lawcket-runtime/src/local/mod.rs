@@ -2,12 +2,18 @@
 //! (event shapes, connection ids, route selection, `@connections` with 410 for
 //! gone ids, size limits, idle and maximum-duration timeouts) and feeds the same
 //! [`Pipeline`] as Lambda.
+//!
+//! `settings` reads the `LAWCKET_LOCAL_*` variables; `state` is what the HTTP
+//! side and the sockets share; `http` serves the handshake (`$connect`), the
+//! `@connections` API and the page; `socket` runs one open WebSocket; `events`
+//! builds the events API Gateway would send; `formats` its ids and timestamps.
 
-mod clock;
 mod events;
-mod gateway;
+mod formats;
+mod http;
 mod settings;
 mod socket;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,11 +23,12 @@ use tokio::net::TcpListener;
 pub use settings::Settings;
 
 use crate::config::Config;
-use crate::endpoint::ENDPOINT_ENV;
+use crate::endpoint::override_from_env;
+use crate::error::Error;
+use crate::host::{Host, Sdk, Store};
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
-use crate::registry::{Memory, Registry};
-use crate::Error;
+use state::Gateway;
 
 /// A local gateway bound to its address, ready to serve.
 ///
@@ -36,12 +43,15 @@ pub struct LocalGateway {
 impl LocalGateway {
     /// Binds `settings.addr`.
     pub async fn bind(settings: Settings) -> Result<Self, Error> {
-        let listener = TcpListener::bind(settings.addr).await.map_err(|e| {
-            Error::Config(format!(
-                "the local gateway cannot listen on {}: {e} (set LAWCKET_LOCAL_ADDR to another address)",
-                settings.addr
-            ))
-        })?;
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!(
+                    "the local gateway cannot listen on {} (set LAWCKET_LOCAL_ADDR to another address)",
+                    settings.addr
+                ),
+                source,
+            })?;
         Ok(LocalGateway { listener, settings })
     }
 
@@ -59,72 +69,52 @@ impl LocalGateway {
 
     /// Serves WebSocket clients and the management API until the process ends.
     pub async fn serve(self, pipeline: Arc<Pipeline>) -> Result<(), Error> {
-        let gateway = Arc::new(gateway::Gateway {
+        let gateway = Arc::new(Gateway {
             settings: self.settings,
             pipeline,
             live: Mutex::new(Default::default()),
         });
-        let app = gateway::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .await
-            .map_err(|e| Error::Config(format!("the local gateway stopped: {e}")))
+            .map_err(|source| Error::Io {
+                context: "the local gateway stopped".into(),
+                source,
+            })
     }
 }
 
-/// SDK settings for the in-memory mode: fixed local credentials and region, so
-/// no AWS account or configuration is needed.
-pub async fn local_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "lawcket-local",
-        ))
-        .load()
-        .await
-}
-
+/// Runs the local gateway for the generated `main`: the settings from the
+/// environment, the registry `LAWCKET_LOCAL_REGISTRY` names, and posts to the
+/// gateway itself unless `LAWCKET_MANAGEMENT_ENDPOINT` says otherwise.
 pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
     let mut settings = Settings::from_env()?;
     settings.page = config.local_page;
     let gateway = LocalGateway::bind(settings).await?;
-    let (registry, sdk) = match std::env::var("LAWCKET_LOCAL_REGISTRY").as_deref() {
-        Err(_) | Ok("") | Ok("memory") => (
-            Registry::Memory(Arc::new(Memory::new())),
-            local_sdk_config().await,
-        ),
+    let (store, sdk) = match std::env::var("LAWCKET_LOCAL_REGISTRY").as_deref() {
+        Err(_) | Ok("") | Ok("memory") => (Store::Memory, Sdk::Offline),
         Ok("dynamodb") => {
-            let table = config.table.resolve()?;
-            let region = aws_config::meta::region::RegionProviderChain::default_provider()
-                .or_else("us-east-1");
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(region)
-                .load()
-                .await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            (
-                Registry::Dynamo(Arc::new(config.dynamo(client, table))),
-                sdk,
-            )
+            let store = Store::Dynamo {
+                table: config.table.resolve()?,
+                indexes: &config.indexes,
+                page_size: None,
+            };
+            (store, Sdk::EnvironmentOrLocalRegion)
         }
         Ok(other) => {
-            return Err(Error::Config(format!(
-                "LAWCKET_LOCAL_REGISTRY={other:?}: expected `memory` or `dynamodb`"
-            )))
+            return Err(Error::Env {
+                var: "LAWCKET_LOCAL_REGISTRY".into(),
+                problem: format!("{other:?}: expected `memory` or `dynamodb`"),
+            })
         }
     };
-    let endpoint = std::env::var(ENDPOINT_ENV)
-        .ok()
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| gateway.endpoint());
+    let host = Host::build(store, sdk).await;
+    let endpoint = override_from_env().unwrap_or_else(|| gateway.endpoint());
     tracing::info!(
         "local gateway on ws://{addr} (page: http://{addr}/), registry: {}, @connections: {endpoint}",
-        registry.describe(),
+        host.registry.describe(),
         addr = gateway.local_addr(),
     );
-    let pipeline = Pipeline::from_boxed(config, registry, sdk, Some(endpoint), handler);
+    let pipeline = Pipeline::assemble(config, host, Some(endpoint), handler)?;
     gateway.serve(Arc::new(pipeline)).await
 }

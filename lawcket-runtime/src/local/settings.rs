@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::Error;
+use crate::error::Error;
+use crate::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 /// Settings of the local gateway. [`Settings::from_env`] reads them from the
 /// variables below; the defaults are API Gateway's own limits.
@@ -46,10 +47,10 @@ impl Default for Settings {
             stage: "local".into(),
             route_selection: vec!["action".into()],
             routes: Some(Vec::new()),
-            idle_timeout: Duration::from_secs(10 * 60),
-            max_duration: Duration::from_secs(2 * 60 * 60),
-            max_frame_bytes: 32 * 1024,
-            max_message_bytes: 128 * 1024,
+            idle_timeout: IDLE_TIMEOUT,
+            max_duration: MAX_CONNECTION_DURATION,
+            max_frame_bytes: MAX_FRAME_BYTES,
+            max_message_bytes: MAX_MESSAGE_BYTES,
             page: None,
         }
     }
@@ -60,10 +61,9 @@ impl Settings {
     pub fn from_env() -> Result<Self, Error> {
         let mut settings = Settings::default();
         if let Some(addr) = var("LAWCKET_LOCAL_ADDR") {
-            settings.addr = addr.parse().map_err(|e| {
-                Error::Config(format!(
-                    "LAWCKET_LOCAL_ADDR={addr:?} is not an address like 127.0.0.1:3001: {e}"
-                ))
+            settings.addr = addr.parse().map_err(|e| Error::Env {
+                var: "LAWCKET_LOCAL_ADDR".into(),
+                problem: format!("{addr:?} is not an address like 127.0.0.1:3001: {e}"),
             })?;
         }
         if let Some(stage) = var("LAWCKET_LOCAL_STAGE") {
@@ -94,14 +94,15 @@ impl Settings {
 }
 
 /// `$request.body.a.b` → `["a", "b"]`.
-pub fn route_selection(expression: &str) -> Result<Vec<String>, Error> {
+fn route_selection(expression: &str) -> Result<Vec<String>, Error> {
     let path = expression
         .strip_prefix("$request.body.")
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| {
-            Error::Config(format!(
+        .ok_or_else(|| Error::Env {
+            var: "LAWCKET_LOCAL_ROUTE_SELECTION".into(),
+            problem: format!(
                 "route selection expression {expression:?} is not supported; use `$request.body.<field>`"
-            ))
+            ),
         })?;
     Ok(path.split('.').map(str::to_owned).collect())
 }
@@ -117,9 +118,8 @@ fn seconds(name: &str, value: &str) -> Result<Duration, Error> {
         .ok()
         .filter(|s| *s > 0.0 && s.is_finite())
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "{name}={value:?} is not a positive number of seconds"
-            ))
+        .ok_or_else(|| Error::Env {
+            var: name.into(),
+            problem: format!("{value:?} is not a positive number of seconds"),
         })
 }

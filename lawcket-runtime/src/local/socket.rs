@@ -8,9 +8,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use super::clock::now_ms;
-use super::events::{self, Data, Peer};
-use super::gateway::{internal_error, Gateway, Outgoing};
+use super::events::{self, internal_error, Data, Peer};
+use super::state::{Gateway, Outgoing};
+use crate::clock::now_ms;
 
 const GOING_AWAY: u16 = 1001;
 const TOO_BIG: u16 = 1009;

@@ -1,11 +1,15 @@
+//! The DynamoDB registry: one item per connection, keyed by `connectionId`.
+
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::Item;
-use crate::config::SyncValue;
-use crate::Error;
+use super::item::{Cursor, Entry, Item, Page, Selector};
+use crate::clock::{now_ms, now_secs};
+use crate::error::Error;
+use crate::limits::DEFAULT_PAGE_SIZE;
+use crate::sync::SyncValue;
 
 /// A DynamoDB connections table (hash key `connectionId`, a string).
 #[derive(Clone, Debug)]
@@ -17,9 +21,6 @@ pub struct Dynamo {
     /// Items read per page (DynamoDB `Limit`), so memory stays flat.
     page_size: i32,
 }
-
-/// Items per registry page unless configured: ~50 KB of ids, a few ms of reading.
-pub const DEFAULT_PAGE_SIZE: i32 = 1000;
 
 impl Dynamo {
     /// A registry on `table`, using `client` (built once per process).
@@ -82,6 +83,7 @@ impl Dynamo {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
+        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
     {
         match result {
             Ok(_) => Ok(true),
@@ -90,10 +92,13 @@ impl Dynamo {
         }
     }
 
+    /// The SDK's error with a hint for the usual causes; the error itself is
+    /// kept as the source, as `aws_sdk_dynamodb::Error`.
     fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
+        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
     {
         let message = match error.code() {
             Some("ResourceNotFoundException") => format!(
@@ -117,6 +122,7 @@ impl Dynamo {
             table: self.table.clone(),
             operation,
             message,
+            source: Some(Box::new(aws_sdk_dynamodb::Error::from(error))),
         }
     }
 }
@@ -158,17 +164,11 @@ const BATCH_ATTEMPTS: u32 = 8;
 impl Dynamo {
     pub(super) async fn page(
         &self,
-        selector: &super::Selector,
-        cursor: Option<super::Cursor>,
-    ) -> Result<super::Page, Error> {
-        let start = match cursor {
-            Some(super::Cursor::Dynamo(key)) => Some(key),
-            _ => None,
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        selector: &Selector,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, Error> {
+        let start = cursor.map(|Cursor(key)| key);
+        let now = now_secs();
         let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
         let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
         // An item past its TTL is a connection API Gateway has already closed.
@@ -223,7 +223,7 @@ impl Dynamo {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|mut item| match item.remove("connectionId") {
-                Some(AttributeValue::S(connection_id)) => Some(super::Entry {
+                Some(AttributeValue::S(connection_id)) => Some(Entry {
                     connection_id,
                     connected_at: match item.get("connectedAt") {
                         Some(AttributeValue::N(n)) => n.parse().ok(),
@@ -233,10 +233,7 @@ impl Dynamo {
                 _ => None,
             })
             .collect();
-        Ok((
-            entries,
-            next.filter(|k| !k.is_empty()).map(super::Cursor::Dynamo),
-        ))
+        Ok((entries, next.filter(|k| !k.is_empty()).map(Cursor)))
     }
 
     pub(super) async fn release_if_older(
@@ -280,6 +277,7 @@ impl Dynamo {
                              (throttled); their TTL will reap them",
                             requests.len()
                         ),
+                        source: None,
                     });
                 }
                 if attempt > 0 {
@@ -311,10 +309,7 @@ impl Dynamo {
         field: &str,
         value: &SyncValue,
     ) -> Result<bool, Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let now = now_ms();
         let result = self
             .client
             .update_item()

@@ -1,9 +1,12 @@
+//! The in-memory registry: a map behind a lock, for the local gateway.
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Cursor, Entry, Item, Page, Selector};
-use crate::config::SyncValue;
-use crate::Error;
+use super::item::{Cursor, Entry, Item, Page, Selector};
+use crate::clock::now_secs;
+use crate::error::Error;
+use crate::sync::SyncValue;
 
 /// An in-memory registry, used by the local gateway unless DynamoDB is configured.
 #[derive(Debug, Default)]
@@ -28,10 +31,7 @@ impl Memory {
     }
 
     pub(super) fn page(&self, selector: &Selector, _cursor: Option<Cursor>) -> Page {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as i64;
+        let now = now_secs();
         // Local registries are small: one page holds every match.
         let mut entries: Vec<Entry> = self
             .lock()
@@ -75,16 +75,19 @@ impl Memory {
     }
 
     /// The stored item for `connection_id`, if any.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn get(&self, connection_id: &str) -> Option<Item> {
         self.lock().get(connection_id).cloned()
     }
 
     /// How many connections are stored.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Whether no connection is stored.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -1,69 +1,22 @@
 //! The registry of live connections: DynamoDB in production, memory for the
 //! local gateway. Both behave the same from the pipeline's point of view.
+//!
+//! `item` holds what is stored and read, `dynamo` and `memory` the two stores,
+//! and this file the [`Registry`] the rest of lawcket calls.
 
 mod dynamo;
+mod item;
 mod memory;
 
 pub use dynamo::Dynamo;
+pub use item::{Cursor, Entry, Item, Page, Selector};
 pub use memory::Memory;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::SyncValue;
-use crate::Error;
-
-/// Which connections a mass publish reaches.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Selector {
-    /// Only connections whose sync field has this value.
-    pub field: Option<(String, SyncValue)>,
-    /// Only connections of this stage (posts go to one stage's endpoint).
-    pub stage: Option<String>,
-}
-
-/// Where the next page of a registry read starts.
-#[derive(Clone, Debug)]
-pub enum Cursor {
-    /// DynamoDB's `LastEvaluatedKey`.
-    Dynamo(HashMap<String, aws_sdk_dynamodb::types::AttributeValue>),
-    /// An offset into the memory registry's sorted ids.
-    Memory(usize),
-}
-
-/// A connection a mass publish reaches.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
-    /// The connection id.
-    pub connection_id: String,
-    /// When it opened (epoch ms), if the item (or the index) holds it.
-    pub connected_at: Option<i64>,
-}
-
-/// One page of connections and where the next one starts.
-pub type Page = (Vec<Entry>, Option<Cursor>);
-
-/// How long after `connectedAt` a 410 does not prove a connection gone: while
-/// `$connect` runs (API Gateway allows it 29 s) posts to the new id answer 410
-/// too, and releasing it then would leave a live connection untracked.
-pub const CONNECTING_GRACE_MS: i64 = 30_000;
-
-/// One stored connection, as written on `$connect`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Item {
-    /// The API Gateway connection id (the table's hash key).
-    pub connection_id: String,
-    /// `requestContext.domainName` of the `$connect` event.
-    pub domain_name: String,
-    /// `requestContext.stage` of the `$connect` event.
-    pub stage: String,
-    /// The sync fields, in declaration order.
-    pub fields: Vec<(String, SyncValue)>,
-    /// When the connection opened, epoch milliseconds.
-    pub connected_at: i64,
-    /// When DynamoDB may reap the item, epoch seconds.
-    pub ttl: i64,
-}
+use crate::error::Error;
+use crate::limits::CONNECTING_GRACE_MS;
+use crate::sync::SyncValue;
 
 /// Where connections are kept. Cloning shares the same store.
 #[derive(Clone, Debug)]

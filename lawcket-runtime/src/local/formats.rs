@@ -3,16 +3,10 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
-}
+use crate::clock::now_ms;
 
 /// A random, URL-safe id shaped like API Gateway's (`L0SM9cOFvHcCIhw=`): 11
 /// random bytes in URL-safe base64. Randomness comes from std's per-process

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
@@ -14,36 +14,12 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::mpsc;
 
-use super::clock::{iso8601, now_ms, random_id};
 use super::events::{self, Peer};
+use super::formats::{iso8601, random_id};
+use super::settings::Settings;
 use super::socket;
-use super::Settings;
-use crate::pipeline::Pipeline;
-
-/// What the management API asks of a live connection.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    Data(Vec<u8>),
-    Close,
-}
-
-pub(crate) struct Live {
-    pub(crate) tx: mpsc::UnboundedSender<Outgoing>,
-    pub(crate) peer: Peer,
-    pub(crate) last_active: i64,
-}
-
-pub(crate) struct Gateway {
-    pub(crate) settings: Settings,
-    pub(crate) pipeline: Arc<Pipeline>,
-    pub(crate) live: Mutex<HashMap<String, Live>>,
-}
-
-impl Gateway {
-    pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use super::state::{Gateway, Live, Outgoing};
+use crate::clock::now_ms;
 
 pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
     let manage = get(info).post(post).delete(delete);
@@ -217,15 +193,4 @@ async fn delete(
         }
         _ => gone(),
     }
-}
-
-/// API Gateway's answer to a client whose message made the integration fail.
-pub(crate) fn internal_error(connection_id: &str) -> Vec<u8> {
-    serde_json::json!({
-        "message": "Internal server error",
-        "connectionId": connection_id,
-        "requestId": random_id(),
-    })
-    .to_string()
-    .into_bytes()
 }

@@ -1,0 +1,99 @@
+//! One assembly step: the AWS SDK settings and the registry, built once per
+//! process and the same way for Lambda, the local gateway and
+//! [`PublisherBuilder`](crate::PublisherBuilder). Cold work (loading the SDK
+//! settings, building clients) happens here and nowhere per invocation.
+
+use std::sync::Arc;
+
+use crate::registry::{Dynamo, Memory, Registry};
+
+/// Where the SDK finds its region and credentials.
+#[cfg_attr(not(feature = "local"), allow(dead_code))] // some are the local gateway's
+pub(crate) enum Sdk {
+    /// The SDK's default chain (environment, profile, the Lambda role).
+    Environment,
+    /// The default chain, with `us-east-1` when no region is configured (the
+    /// local gateway with DynamoDB, often moto or DynamoDB Local).
+    EnvironmentOrLocalRegion,
+    /// Fixed local credentials and region: the local gateway in memory needs
+    /// no AWS account or configuration.
+    Offline,
+    /// Settings the caller built.
+    Given(Box<aws_config::SdkConfig>),
+}
+
+/// Where connections are kept.
+#[cfg_attr(not(feature = "local"), allow(dead_code))] // memory is the local gateway's
+pub(crate) enum Store<'a> {
+    /// In memory (the local gateway's default).
+    Memory,
+    /// A DynamoDB table, with its sync-field indexes and an optional page size.
+    Dynamo {
+        table: String,
+        indexes: &'a [(String, String)],
+        page_size: Option<i32>,
+    },
+}
+
+/// The SDK settings and the registry a process runs with.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) sdk: aws_config::SdkConfig,
+    pub(crate) registry: Registry,
+}
+
+impl Host {
+    /// Loads the SDK settings and builds the registry on them.
+    pub(crate) async fn build(store: Store<'_>, sdk: Sdk) -> Host {
+        let sdk = load(sdk).await;
+        let registry = match store {
+            Store::Memory => Registry::Memory(Arc::new(Memory::new())),
+            Store::Dynamo {
+                table,
+                indexes,
+                page_size,
+            } => {
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let dynamo = indexes
+                    .iter()
+                    .fold(Dynamo::new(client, table), |d, (f, i)| {
+                        d.with_index(f.as_str(), i.as_str())
+                    });
+                let dynamo = match page_size {
+                    Some(items) => dynamo.with_page_size(items),
+                    None => dynamo,
+                };
+                Registry::Dynamo(Arc::new(dynamo))
+            }
+        };
+        Host { sdk, registry }
+    }
+}
+
+pub(crate) async fn load(sdk: Sdk) -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region};
+    let defaults = aws_config::defaults(BehaviorVersion::latest());
+    match sdk {
+        Sdk::Given(sdk) => *sdk,
+        Sdk::Environment => defaults.load().await,
+        Sdk::EnvironmentOrLocalRegion => {
+            let region = aws_config::meta::region::RegionProviderChain::default_provider()
+                .or_else(Region::new("us-east-1"));
+            defaults.region(region).load().await
+        }
+        Sdk::Offline => {
+            let credentials = aws_sdk_apigatewaymanagement::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "lawcket-local",
+            );
+            defaults
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .load()
+                .await
+        }
+    }
+}

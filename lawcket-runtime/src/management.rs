@@ -1,0 +1,72 @@
+//! The API Gateway management API (`@connections`): building a client for an
+//! endpoint, and what one post comes to.
+
+use std::time::Duration;
+
+use aws_sdk_apigatewaymanagement as management;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
+use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+use crate::error::Error;
+
+/// Attempts per post: throttling (LimitExceeded, 429) and 5xx answers are
+/// retried by the SDK with exponential backoff and jitter.
+const POST_ATTEMPTS: u32 = 5;
+
+/// A client for one management endpoint, with lawcket's retry settings.
+pub(crate) fn client(sdk: &aws_config::SdkConfig, endpoint: &str) -> management::Client {
+    let config = management::config::Builder::from(sdk)
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(POST_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(20)),
+        )
+        .build();
+    management::Client::from_conf(config)
+}
+
+/// What a single post came to.
+pub(crate) enum Outcome {
+    Delivered,
+    Gone,
+    Failed(Error),
+}
+
+/// Posts `data` to `connection_id` through `client` (built for `endpoint`).
+pub(crate) async fn post(
+    client: &management::Client,
+    endpoint: &str,
+    connection_id: &str,
+    data: Vec<u8>,
+) -> Outcome {
+    let result = client
+        .post_to_connection()
+        .connection_id(connection_id)
+        .data(Blob::new(data))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Outcome::Delivered,
+        Err(error) if is_gone(&error) => Outcome::Gone,
+        Err(error) => Outcome::Failed(Error::Post {
+            connection_id: connection_id.to_owned(),
+            endpoint: endpoint.to_owned(),
+            message: DisplayErrorContext(&error).to_string(),
+            source: Some(Box::new(management::Error::from(error))),
+        }),
+    }
+}
+
+/// API Gateway answers 410 with `GoneException`; a bare 410 means the same.
+fn is_gone(error: &SdkError<PostToConnectionError, HttpResponse>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(PostToConnectionError::is_gone_exception)
+        || error
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 410)
+}

@@ -1,0 +1,246 @@
+//! The one path from an API Gateway WebSocket event to its response, shared by
+//! the Lambda entry and the local gateway.
+//!
+//! This file holds the three lifecycles (`$connect`, `$disconnect`, messages)
+//! and the prepare step they share (decode the body, run the middleware).
+//! `user_code` runs what the user wrote (middleware, handler, plugins) behind a
+//! panic guard, `response` shapes the answers, `publishers` keeps one publisher
+//! per API stage.
+
+mod publishers;
+mod response;
+mod user_code;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::connection::{Connection, Kind};
+use crate::error::Error;
+use crate::event::Event;
+use crate::host::Host;
+use crate::invocation::{Handler, Invocation, Middleware};
+use crate::publish::Publish;
+use crate::registration::{item, Registration};
+use crate::registry::Registry;
+use crate::sync::Schema;
+use publishers::Publishers;
+
+/// Runs events through the user's handler, keeping the registry in step.
+///
+/// Built once per process; [`Pipeline::run`] serves one event.
+pub struct Pipeline {
+    schema: Arc<Schema>,
+    auto_sync: bool,
+    middleware: Vec<(String, Box<dyn Middleware>)>,
+    plugins: Vec<(String, Box<dyn Handler>)>,
+    handler: Box<dyn Handler>,
+    registry: Registry,
+    publishers: Publishers,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("schema", &self.schema)
+            .field("auto_sync", &self.auto_sync)
+            .field("registry", &self.registry)
+            .field("publishers", &self.publishers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for `config` on `host`'s registry. `endpoint_override`, when
+    /// set, is the management endpoint for every post. Refuses a configuration
+    /// the attribute would have refused.
+    pub(crate) fn assemble(
+        config: Config,
+        host: Host,
+        endpoint_override: Option<String>,
+        handler: Box<dyn Handler>,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let publishers = Publishers::new(
+            host.sdk,
+            host.registry.clone(),
+            endpoint_override,
+            config.concurrency,
+        );
+        Ok(Pipeline {
+            schema: Arc::new(config.schema),
+            auto_sync: config.auto_sync,
+            middleware: config.middleware,
+            plugins: config.plugins,
+            handler,
+            registry: host.registry,
+            publishers,
+        })
+    }
+
+    /// A pipeline on `registry` whose posts go through clients built from
+    /// `sdk` (lawcket's own tests).
+    #[cfg(feature = "test-util")]
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        sdk: aws_config::SdkConfig,
+        endpoint_override: Option<String>,
+        handler: impl Handler,
+    ) -> Self {
+        let host = Host { sdk, registry };
+        Self::assemble(config, host, endpoint_override, Box::new(handler))
+            .expect("a valid configuration")
+    }
+
+    /// The registry connections are kept in.
+    #[cfg(feature = "test-util")]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Serves one event.
+    ///
+    /// `$connect` always answers with a response: 200 when accepted, the
+    /// refusal's status otherwise (so API Gateway refuses the handshake with it).
+    /// `$disconnect` and messages answer 200 or an error.
+    pub async fn run(
+        &self,
+        request: ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, Error> {
+        let connection = Connection::from_request(&request)?;
+        let span = tracing::info_span!(
+            "lawcket",
+            kind = ?connection.kind(),
+            connection_id = connection.id(),
+            route = connection.route_key(),
+        );
+        async move {
+            match connection.kind() {
+                Kind::Connect => Ok(self
+                    .connect(request, connection)
+                    .await
+                    .map_or_else(response::refuse, |()| response::ok())),
+                Kind::Close => self
+                    .disconnect(request, connection)
+                    .await
+                    .map(|()| response::ok()),
+                Kind::Message => self
+                    .message(request, connection)
+                    .await
+                    .map(|()| response::ok()),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The step every lifecycle starts with: decode the body, then run the
+    /// middleware in order (any of them may change the event or stop it).
+    async fn prepare(
+        &self,
+        request: ApiGatewayWebsocketProxyRequest,
+        connection: &Connection,
+    ) -> Result<Event, Error> {
+        let event = Event::from_request(request)?;
+        user_code::middleware(&self.middleware, event, connection).await
+    }
+
+    /// Middleware, then the store (which must succeed: a connection API Gateway
+    /// accepts is always in the registry), then the handler; if the handler
+    /// fails the item is removed again.
+    async fn connect(
+        &self,
+        request: ApiGatewayWebsocketProxyRequest,
+        connection: Connection,
+    ) -> Result<(), Error> {
+        let event = self.prepare(request, &connection).await?;
+        if self.auto_sync {
+            let item = item(&self.schema, &connection, &event)?;
+            self.registry.store(&item).await?;
+        }
+        let id = connection.id().to_owned();
+        let invocation = self.invocation(event, connection, None);
+        let registration = invocation.registration.clone();
+        let result = self.call(invocation).await;
+        if let Err(error) = &result {
+            if self.auto_sync || registration.is_registered() {
+                if let Err(release) = self.registry.release(&id).await {
+                    tracing::error!(error = %release, "could not remove the refused connection; its TTL will reap it");
+                }
+            }
+            tracing::debug!(%error, "handler refused the connection");
+        }
+        result
+    }
+
+    /// The release runs alongside middleware and handler, and happens whatever
+    /// they (or a malformed body) do: the connection is gone either way.
+    async fn disconnect(
+        &self,
+        request: ApiGatewayWebsocketProxyRequest,
+        connection: Connection,
+    ) -> Result<(), Error> {
+        let id = connection.id().to_owned();
+        let handle = async {
+            let event = self.prepare(request, &connection).await?;
+            self.call(self.invocation(event, connection.clone(), None))
+                .await
+        };
+        let release = async {
+            match self.auto_sync {
+                true => self.registry.release(&id).await,
+                false => Ok(()),
+            }
+        };
+        match tokio::join!(handle, release) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
+            (Err(error), Err(release)) => {
+                tracing::error!(error = %release, "releasing the connection failed too");
+                Err(error)
+            }
+        }
+    }
+
+    async fn message(
+        &self,
+        request: ApiGatewayWebsocketProxyRequest,
+        connection: Connection,
+    ) -> Result<(), Error> {
+        let event = self.prepare(request, &connection).await?;
+        let publisher = self.publishers.for_connection(&connection);
+        let publish = Publish::new(connection.id(), publisher);
+        self.call(self.invocation(event, connection, Some(publish)))
+            .await
+    }
+
+    async fn call(&self, invocation: Invocation) -> Result<(), Error> {
+        user_code::handle(self.handler.as_ref(), &self.plugins, invocation).await
+    }
+
+    fn invocation(
+        &self,
+        event: Event,
+        connection: Connection,
+        publish: Option<Publish>,
+    ) -> Invocation {
+        let registration = Registration::new(
+            connection.clone(),
+            event.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.schema),
+        );
+        Invocation {
+            event,
+            connection,
+            publish,
+            registration,
+        }
+    }
+}

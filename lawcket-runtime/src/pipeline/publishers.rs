@@ -1,0 +1,60 @@
+//! One [`Publisher`] per management endpoint and stage (one of each on
+//! Lambda), built on first use and kept: the process's only cache of
+//! management clients.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::connection::Connection;
+use crate::endpoint::management_endpoint;
+use crate::publisher::Publisher;
+use crate::registry::Registry;
+
+#[derive(Debug)]
+pub(super) struct Publishers {
+    sdk: aws_config::SdkConfig,
+    registry: Registry,
+    endpoint_override: Option<String>,
+    concurrency: usize,
+    by_stage: Mutex<HashMap<(String, String), Publisher>>,
+}
+
+impl Publishers {
+    pub(super) fn new(
+        sdk: aws_config::SdkConfig,
+        registry: Registry,
+        endpoint_override: Option<String>,
+        concurrency: usize,
+    ) -> Self {
+        Publishers {
+            sdk,
+            registry,
+            endpoint_override,
+            concurrency,
+            by_stage: Mutex::default(),
+        }
+    }
+
+    /// The publisher for `connection`'s API stage.
+    pub(super) fn for_connection(&self, connection: &Connection) -> Publisher {
+        let endpoint = management_endpoint(
+            connection,
+            self.endpoint_override.as_deref(),
+            self.sdk.region().map(|r| r.as_ref()),
+        );
+        let key = (endpoint, connection.stage().to_owned());
+        let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with_key(|(endpoint, stage)| {
+                Publisher::from_parts(
+                    crate::management::client(&self.sdk, endpoint),
+                    endpoint.clone(),
+                    self.registry.clone(),
+                    Some(stage.clone()),
+                    self.concurrency,
+                )
+            })
+            .clone()
+    }
+}
