@@ -12,7 +12,11 @@ MOTO_VERSION=5.2.5
 if ! .venv/bin/moto_server -h >/dev/null 2>&1 \
     || [ "$(.venv/bin/pip show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$MOTO_VERSION" ]; then
     echo "scripts/test.sh: installing moto $MOTO_VERSION into .venv"
-    [ -x .venv/bin/pip ] || python3 -m venv .venv
+    command -v python3 >/dev/null || { echo "scripts/test.sh: the tests need Python 3 (for moto)" >&2; exit 1; }
+    [ -x .venv/bin/pip ] || python3 -m venv .venv || {
+        echo "scripts/test.sh: python3 -m venv failed; on Debian: apt-get install python3-venv" >&2
+        exit 1
+    }
     .venv/bin/pip install --quiet --disable-pip-version-check \
         "moto[dynamodb]==$MOTO_VERSION" flask flask-cors
 fi

@@ -9,7 +9,7 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path};
 
-use lawcket_rules::{CharSet, ValueError, ValueRules, RESERVED_ATTRIBUTES};
+use lawcket_rules::{CharSet, RESERVED_ATTRIBUTES};
 
 use crate::ctxt::Ctxt;
 
@@ -434,57 +434,9 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
             }
         }
     }
-    // A default that breaks the field's own rules would refuse every
-    // connection without the parameter: say so now rather than at run time.
-    // Not after a rejected option: the default would be checked against the
-    // built-in rules instead of the user's, a second misleading error.
-    if let Some(default) = dynamic.default.as_ref().filter(|_| ok) {
-        if let Err(message) = check_default(&dynamic, &default.value()) {
-            cx.error_spanned_by(default, message);
-            ok = false;
-        }
-    }
+    // A field with a rejected option is dropped here, so `check` never
+    // checks its default against the built-in rules instead of the user's.
     ok.then_some(dynamic)
-}
-
-/// The default checked by the runtime's own rules (`lawcket_rules`), the
-/// message naming the rule the user wrote or the built-in one they can change.
-fn check_default(dynamic: &Dynamic, value: &str) -> Result<(), String> {
-    let max_len = match &dynamic.max_len {
-        Some(m) => m
-            .base10_parse::<usize>()
-            .unwrap_or(lawcket_rules::DEFAULT_MAX_LEN),
-        None => lawcket_rules::DEFAULT_MAX_LEN,
-    };
-    let chars = match &dynamic.chars {
-        // Already parsed once when the option was read; it is valid here.
-        Some(c) => CharSet::parse(&c.value()).map_err(|e| e.to_string())?,
-        None => CharSet::default_set(),
-    };
-    let message = match ValueRules::new(max_len, chars).check(value) {
-        Ok(()) => return Ok(()),
-        Err(ValueError::Empty) => "an empty default is refused like an empty value; leave \
-             `default` out to make the field required"
-            .to_owned(),
-        Err(ValueError::TooLong { length }) => {
-            let rule = match &dynamic.max_len {
-                Some(_) => format!("`max_len = {max_len}`"),
-                None => format!("the built-in `max_len` of {max_len}; raise it with `max_len = N`"),
-            };
-            format!("the default is {length} characters long, over {rule}")
-        }
-        Err(ValueError::Disallowed(bad)) => {
-            let rule = match &dynamic.chars {
-                Some(c) => format!("`chars = \"{}\"`", c.value()),
-                None => format!(
-                    "the built-in `chars = \"{}\"`; widen it with `chars = \"..\"`",
-                    lawcket_rules::DEFAULT_CHARS
-                ),
-            };
-            format!("the default holds {bad:?}, which is not allowed by {rule}")
-        }
-    };
-    Err(message)
 }
 
 fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {

@@ -1,8 +1,26 @@
-//! What the user's fn must be: `async`, not generic, no `self`, not `main`.
+//! What the user's fn must be (`async`, not generic, no `self`, not `main`),
+//! and the parsed arguments checked by the rules the runtime applies too
+//! (`lawcket_rules`).
 
+use lawcket_rules::{CharSet, ValueError, ValueRules};
 use syn::{FnArg, ItemFn};
 
+use crate::args::{Args, Dynamic, SyncValue};
 use crate::ctxt::Ctxt;
+
+/// A default that breaks its field's own rules would refuse every connection
+/// without the parameter: say so now, on the default, rather than at run time.
+pub(crate) fn arguments(cx: &mut Ctxt, args: &Args) {
+    for field in &args.sync {
+        if let SyncValue::Dynamic(dynamic) = &field.value {
+            if let Some(default) = &dynamic.default {
+                if let Err(message) = check_default(dynamic, &default.value()) {
+                    cx.error_spanned_by(default, message);
+                }
+            }
+        }
+    }
+}
 
 pub(crate) fn function(cx: &mut Ctxt, function: &ItemFn) {
     let sig = &function.sig;
@@ -49,4 +67,44 @@ pub(crate) fn function(cx: &mut Ctxt, function: &ItemFn) {
     if let Some(variadic) = &sig.variadic {
         cx.error_spanned_by(variadic, "the lawcket handler cannot be variadic");
     }
+}
+
+/// The default checked by the runtime's own rules (`lawcket_rules`), the
+/// message naming the rule the user wrote or the built-in one they can change.
+fn check_default(dynamic: &Dynamic, value: &str) -> Result<(), String> {
+    let max_len = match &dynamic.max_len {
+        Some(m) => m
+            .base10_parse::<usize>()
+            .unwrap_or(lawcket_rules::DEFAULT_MAX_LEN),
+        None => lawcket_rules::DEFAULT_MAX_LEN,
+    };
+    let chars = match &dynamic.chars {
+        // Already parsed once when the option was read; it is valid here.
+        Some(c) => CharSet::parse(&c.value()).map_err(|e| e.to_string())?,
+        None => CharSet::default_set(),
+    };
+    let message = match ValueRules::new(max_len, chars).check(value) {
+        Ok(()) => return Ok(()),
+        Err(ValueError::Empty) => "an empty default is refused like an empty value; leave \
+             `default` out to make the field required"
+            .to_owned(),
+        Err(ValueError::TooLong { length }) => {
+            let rule = match &dynamic.max_len {
+                Some(_) => format!("`max_len = {max_len}`"),
+                None => format!("the built-in `max_len` of {max_len}; raise it with `max_len = N`"),
+            };
+            format!("the default is {length} characters long, over {rule}")
+        }
+        Err(ValueError::Disallowed(bad)) => {
+            let rule = match &dynamic.chars {
+                Some(c) => format!("`chars = \"{}\"`", c.value()),
+                None => format!(
+                    "the built-in `chars = \"{}\"`; widen it with `chars = \"..\"`",
+                    lawcket_rules::DEFAULT_CHARS
+                ),
+            };
+            format!("the default holds {bad:?}, which is not allowed by {rule}")
+        }
+    };
+    Err(message)
 }

@@ -1,5 +1,5 @@
 //! Writes the user's fn back unchanged plus a thin `main` that hands everything
-//! to `::lawcket::__private::main`.
+//! to `::lawcket::__private_<version>::main`.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
@@ -28,6 +28,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = args::parse(&mut cx, args);
+    check::arguments(&mut cx, &args);
     check::function(&mut cx, &function);
     match cx.finish() {
         Some(errors) => {
@@ -59,7 +60,7 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         .as_ref()
         .map(ToTokens::to_token_stream)
         .unwrap_or_else(|| quote!(::lawcket));
-    // `#krate::__private` located at `span`: interpolated tokens keep their own
+    // `#krate::__private_<version>` located at `span`: interpolated tokens keep their own
     // spans, so without this a trait error's label would stretch from the
     // attribute to the user's token. Call-site hygiene is kept.
     let module = private_module();

@@ -2,8 +2,10 @@
 //! the generated code names items through `::lawcket`.
 //!
 //! Layout, as in tokio-macros and serde_derive: `args` parses the attribute,
-//! `check` validates the user's fn, `expand` writes the tokens; every error is
-//! collected in `ctxt` and reported together, spanned on the user's own tokens.
+//! `check` validates the user's fn and checks the parsed arguments by the
+//! rules the runtime applies too (the `lawcket-rules` crate), `expand` writes
+//! the tokens; every error is collected in `ctxt` and reported together,
+//! spanned on the user's own tokens.
 
 mod args;
 mod check;

@@ -15,15 +15,31 @@
 
 use std::fmt;
 
+/// The names of the registry item attributes lawcket writes itself.
+pub mod attributes {
+    /// The connection id: the table's hash key (a string).
+    pub const CONNECTION_ID: &str = "connectionId";
+    /// `requestContext.domainName` of the `$connect` event.
+    pub const DOMAIN_NAME: &str = "domainName";
+    /// `requestContext.stage` of the `$connect` event.
+    pub const STAGE: &str = "stage";
+    /// When the connection opened, epoch milliseconds.
+    pub const CONNECTED_AT: &str = "connectedAt";
+    /// When a sync field was last changed, epoch milliseconds.
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// When DynamoDB may reap the item (its TTL attribute), epoch seconds.
+    pub const TTL: &str = "ttl";
+}
+
 /// The registry item attributes lawcket writes itself; a sync field may not
 /// take one of these names.
 pub const RESERVED_ATTRIBUTES: &[&str] = &[
-    "connectionId",
-    "domainName",
-    "stage",
-    "connectedAt",
-    "updatedAt",
-    "ttl",
+    attributes::CONNECTION_ID,
+    attributes::DOMAIN_NAME,
+    attributes::STAGE,
+    attributes::CONNECTED_AT,
+    attributes::UPDATED_AT,
+    attributes::TTL,
 ];
 
 /// Whether `name` is one of the [`RESERVED_ATTRIBUTES`].

@@ -19,15 +19,9 @@ pub enum Table {
     FromEnv(&'static str),
 }
 
-impl From<&str> for Table {
-    fn from(name: &str) -> Self {
-        Table::Named(name.to_owned())
-    }
-}
-
-impl From<String> for Table {
-    fn from(name: String) -> Self {
-        Table::Named(name)
+impl<S: Into<String>> From<S> for Table {
+    fn from(name: S) -> Self {
+        Table::Named(name.into())
     }
 }
 

@@ -374,7 +374,9 @@ impl PublisherBuilder {
             indexes: &self.indexes,
             page_size: self.page_size,
         };
-        let sdk = self.sdk.map_or(Sdk::Environment, |sdk| Sdk::Given(Box::new(sdk)));
+        let sdk = self
+            .sdk
+            .map_or(Sdk::Environment, |sdk| Sdk::Given(Box::new(sdk)));
         let host = Host::build(store, sdk).await;
         Ok(Publisher::from_parts(
             crate::management::client(&host.sdk, &endpoint),

@@ -122,16 +122,22 @@ impl Pipeline {
         );
         async move {
             match connection.kind() {
-                Kind::Connect => Ok(self
-                    .connect(request, connection)
-                    .await
-                    .map_or_else(response::refuse, |()| response::ok())),
+                Kind::Connect => {
+                    let accepted = match self.prepare(request, &connection).await {
+                        Ok(event) => self.connect(event, connection).await,
+                        Err(error) => Err(error),
+                    };
+                    Ok(accepted.map_or_else(response::refuse, |()| response::ok()))
+                }
+                Kind::Message => {
+                    let event = self.prepare(request, &connection).await?;
+                    self.message(event, connection)
+                        .await
+                        .map(|()| response::ok())
+                }
+                // The release must happen even when preparing fails.
                 Kind::Close => self
                     .disconnect(request, connection)
-                    .await
-                    .map(|()| response::ok()),
-                Kind::Message => self
-                    .message(request, connection)
                     .await
                     .map(|()| response::ok()),
             }
@@ -151,15 +157,10 @@ impl Pipeline {
         user_code::middleware(&self.middleware, event, connection).await
     }
 
-    /// Middleware, then the store (which must succeed: a connection API Gateway
-    /// accepts is always in the registry), then the handler; if the handler
-    /// fails the item is removed again.
-    async fn connect(
-        &self,
-        request: ApiGatewayWebsocketProxyRequest,
-        connection: Connection,
-    ) -> Result<(), Error> {
-        let event = self.prepare(request, &connection).await?;
+    /// After middleware: the store (which must succeed: a connection API
+    /// Gateway accepts is always in the registry), then the handler; if the
+    /// handler fails the item is removed again.
+    async fn connect(&self, event: Event, connection: Connection) -> Result<(), Error> {
         if self.auto_sync {
             let item = item(&self.schema, &connection, &event)?;
             self.registry.store(&item).await?;
@@ -208,12 +209,8 @@ impl Pipeline {
         }
     }
 
-    async fn message(
-        &self,
-        request: ApiGatewayWebsocketProxyRequest,
-        connection: Connection,
-    ) -> Result<(), Error> {
-        let event = self.prepare(request, &connection).await?;
+    /// After middleware: the handler, with a publisher for the sender's stage.
+    async fn message(&self, event: Event, connection: Connection) -> Result<(), Error> {
         let publisher = self.publishers.for_connection(&connection);
         let publish = Publish::new(connection.id(), publisher);
         self.call(self.invocation(event, connection, Some(publish)))

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use lawcket_rules::attributes::{CONNECTED_AT, CONNECTION_ID, DOMAIN_NAME, STAGE, TTL, UPDATED_AT};
 
 use super::item::{Cursor, Entry, Item, Page, Selector};
 use crate::clock::{now_ms, now_secs};
@@ -64,14 +65,25 @@ impl Dynamo {
     }
 
     pub(super) async fn release(&self, connection_id: &str) -> Result<(), Error> {
-        self.client
+        self.delete(connection_id, None).await.map(drop)
+    }
+
+    /// Deletes the item, only if it opened before `cutoff_ms` when one is
+    /// given; answers whether it was deleted (or was not there).
+    async fn delete(&self, connection_id: &str, cutoff_ms: Option<i64>) -> Result<bool, Error> {
+        let request = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
-            .send()
-            .await
-            .map_err(|e| self.error("DeleteItem", e))?;
-        Ok(())
+            .key(CONNECTION_ID, AttributeValue::S(connection_id.to_owned()));
+        let request = match cutoff_ms {
+            Some(cutoff) => request
+                .condition_expression("attribute_not_exists(#at) OR #at < :cutoff")
+                .expression_attribute_names("#at", CONNECTED_AT)
+                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string())),
+            None => request,
+        };
+        self.conditional("DeleteItem", request.send().await)
     }
 
     /// A conditional write's outcome: done (`true`) or condition not met (`false`).
@@ -133,20 +145,19 @@ fn to_attributes(item: &Item) -> HashMap<String, AttributeValue> {
         map.insert(name.clone(), sync_value(value));
     }
     // Written after the sync fields so a reserved name can never be overwritten.
-    map.insert(
-        "connectionId".into(),
-        AttributeValue::S(item.connection_id.clone()),
-    );
-    map.insert(
-        "domainName".into(),
-        AttributeValue::S(item.domain_name.clone()),
-    );
-    map.insert("stage".into(), AttributeValue::S(item.stage.clone()));
-    map.insert(
-        "connectedAt".into(),
-        AttributeValue::N(item.connected_at.to_string()),
-    );
-    map.insert("ttl".into(), AttributeValue::N(item.ttl.to_string()));
+    let own = [
+        (CONNECTION_ID, AttributeValue::S(item.connection_id.clone())),
+        (DOMAIN_NAME, AttributeValue::S(item.domain_name.clone())),
+        (STAGE, AttributeValue::S(item.stage.clone())),
+        (
+            CONNECTED_AT,
+            AttributeValue::N(item.connected_at.to_string()),
+        ),
+        (TTL, AttributeValue::N(item.ttl.to_string())),
+    ];
+    for (name, value) in own {
+        map.insert(name.to_owned(), value);
+    }
     map
 }
 
@@ -169,12 +180,16 @@ impl Dynamo {
     ) -> Result<Page, Error> {
         let start = cursor.map(|Cursor(key)| key);
         let now = now_secs();
-        let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+        let mut names = HashMap::from([
+            ("#ttl".to_owned(), TTL.to_owned()),
+            ("#id".to_owned(), CONNECTION_ID.to_owned()),
+            ("#at".to_owned(), CONNECTED_AT.to_owned()),
+        ]);
         let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
         // An item past its TTL is a connection API Gateway has already closed.
         let mut filter = vec!["(attribute_not_exists(#ttl) OR #ttl > :now)"];
         if let Some(stage) = &selector.stage {
-            names.insert("#stage".into(), "stage".into());
+            names.insert("#stage".into(), STAGE.into());
             values.insert(":stage".into(), AttributeValue::S(stage.clone()));
             filter.push("#stage = :stage");
         }
@@ -198,7 +213,7 @@ impl Dynamo {
                 let out = $builder
                     .table_name(&self.table)
                     .filter_expression(filter)
-                    .projection_expression("connectionId, connectedAt")
+                    .projection_expression("#id, #at")
                     .limit(self.page_size)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
@@ -222,10 +237,10 @@ impl Dynamo {
         let entries = items
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|mut item| match item.remove("connectionId") {
+            .filter_map(|mut item| match item.remove(CONNECTION_ID) {
                 Some(AttributeValue::S(connection_id)) => Some(Entry {
                     connection_id,
-                    connected_at: match item.get("connectedAt") {
+                    connected_at: match item.get(CONNECTED_AT) {
                         Some(AttributeValue::N(n)) => n.parse().ok(),
                         _ => None,
                     },
@@ -241,16 +256,7 @@ impl Dynamo {
         connection_id: &str,
         cutoff_ms: i64,
     ) -> Result<bool, Error> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
-            .condition_expression("attribute_not_exists(connectedAt) OR connectedAt < :cutoff")
-            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
-            .send()
-            .await;
-        self.conditional("DeleteItem", result)
+        self.delete(connection_id, Some(cutoff_ms)).await
     }
 
     pub(super) async fn release_many(&self, connection_ids: &[String]) -> Result<(), Error> {
@@ -260,7 +266,7 @@ impl Dynamo {
                 .iter()
                 .map(|id| {
                     let delete = DeleteRequest::builder()
-                        .key("connectionId", AttributeValue::S(id.clone()))
+                        .key(CONNECTION_ID, AttributeValue::S(id.clone()))
                         .build()
                         .expect("key is set");
                     WriteRequest::builder().delete_request(delete).build()
@@ -314,12 +320,13 @@ impl Dynamo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
+            .key(CONNECTION_ID, AttributeValue::S(connection_id.to_owned()))
             .update_expression("SET #field = :value, #updatedAt = :now")
             // Never resurrect a connection that has been released.
-            .condition_expression("attribute_exists(connectionId)")
+            .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#field", field)
-            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_names("#updatedAt", UPDATED_AT)
+            .expression_attribute_names("#id", CONNECTION_ID)
             .expression_attribute_values(":value", sync_value(value))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
