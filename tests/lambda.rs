@@ -5,53 +5,15 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use support::connections::Connections;
+use support::function::{error_type, status, Function};
 use support::runtime_api::{Outcome, RuntimeApi};
-use support::{example, fixture, moto};
+use support::{fixture, moto};
 
 const TABLE: &str = env!("CONNECTIONS_TABLE");
 const ID: &str = "0PYxyh3bqNs7z8s=";
-
-struct Function {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Function {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- function log ---\n{}", self.log());
-        }
-    }
-}
-
-fn spawn(name: &str, env: Vec<(&'static str, String)>) -> Function {
-    let log = std::env::temp_dir().join(format!("lawcket-{name}-{}.log", std::process::id()));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(example(name))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .envs(env)
-        .stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap();
-    Function { child, log }
-}
 
 async fn item(
     client: &aws_sdk_dynamodb::Client,
@@ -68,20 +30,6 @@ async fn item(
         .item
 }
 
-fn status(outcome: &Outcome) -> i64 {
-    match outcome {
-        Outcome::Response(body) => body["statusCode"].as_i64().unwrap(),
-        Outcome::Error(e) => panic!("expected a response, the function answered an error: {e}"),
-    }
-}
-
-fn error_type(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Error(e) => e["errorType"].as_str().unwrap().to_owned(),
-        Outcome::Response(r) => panic!("expected an error, got response {r}"),
-    }
-}
-
 #[tokio::test]
 async fn echo_binary_serves_real_invocations() {
     let moto = moto::start();
@@ -93,7 +41,7 @@ async fn echo_binary_serves_real_invocations() {
     let mut env = runtime.env();
     env.extend(moto.env());
     env.push(("LAWCKET_MANAGEMENT_ENDPOINT", connections.url.clone()));
-    let function = spawn("echo", env);
+    let function = Function::spawn("echo", env);
 
     // CONNECT: stored with every attribute before the handler answers.
     let before = now_secs();
@@ -180,16 +128,19 @@ async fn missing_table_refuses_the_connection_and_names_the_table() {
     let runtime = RuntimeApi::start().await;
     let mut env = runtime.env();
     env.extend(moto.env());
-    let function = spawn("echo", env);
+    let function = Function::spawn("echo", env);
 
     let outcome = runtime.invoke(fixture("connect.json")).await;
     let Outcome::Response(response) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(response["statusCode"], 500, "{}", function.log());
-    let body = response["body"].as_str().unwrap();
-    assert!(body.contains(&format!("table `{TABLE}`")), "{body}");
-    assert!(body.contains("does not exist"), "{body}");
+    // The client gets the status's reason; the detail, with the request id,
+    // goes to the function's log.
+    assert_eq!(response["body"], "Internal Server Error");
+    let log = function.wait_for_log("does not exist");
+    assert!(log.contains(&format!("table `{TABLE}`")), "{log}");
+    assert!(log.contains("request_id="), "{log}");
 }
 
 fn now_secs() -> u64 {

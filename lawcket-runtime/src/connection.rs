@@ -40,8 +40,10 @@ pub struct Connection {
 impl Connection {
     /// Reads the connection out of an API Gateway WebSocket event.
     ///
-    /// Fails with [`Error::MalformedEvent`] when a field API Gateway always sends
-    /// is missing, naming the field.
+    /// Fails with [`Error::MalformedEvent`] naming the field when a field API
+    /// Gateway always sends is missing, or holds what API Gateway never sends:
+    /// these fields build the URL posts go to and the registry's keys, so a
+    /// forged value must stop here.
     pub fn from_request(request: &ApiGatewayWebsocketProxyRequest) -> Result<Self, Error> {
         let context = &request.request_context;
         let kind = match context.event_type.as_deref() {
@@ -55,15 +57,26 @@ impl Connection {
             }
             None => return Err(missing("eventType")),
         };
-        let field = |value: &Option<String>, name: &str| match value.as_deref() {
-            Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        let field = |value: &Option<String>, name: &str, shape: Shape| match value.as_deref() {
+            Some(v) if !v.is_empty() => shape.check(name, v).map(|()| v.to_owned()),
             _ => Err(missing(name)),
         };
+        if let Some(api_id) = &context.apiid {
+            Shape::ApiId.check("apiId", api_id)?;
+        }
+        // API Gateway stamps it in epoch ms; 0 means absent (the item then
+        // takes the time of the store).
+        if !(0..LATEST_CONNECTED_AT).contains(&context.connected_at) {
+            return Err(Error::MalformedEvent(format!(
+                "requestContext.connectedAt is {}, not a time in epoch milliseconds",
+                context.connected_at
+            )));
+        }
         Ok(Connection {
             kind,
-            id: field(&context.connection_id, "connectionId")?,
-            stage: field(&context.stage, "stage")?,
-            domain_name: field(&context.domain_name, "domainName")?,
+            id: field(&context.connection_id, "connectionId", Shape::ConnectionId)?,
+            stage: field(&context.stage, "stage", Shape::Stage)?,
+            domain_name: field(&context.domain_name, "domainName", Shape::DomainName)?,
             route_key: context.route_key.clone().unwrap_or_else(|| match kind {
                 Kind::Connect => "$connect".into(),
                 Kind::Close => "$disconnect".into(),
@@ -108,6 +121,68 @@ impl Connection {
     /// When the connection was opened, in milliseconds since the Unix epoch.
     pub fn connected_at(&self) -> i64 {
         self.connected_at
+    }
+}
+
+/// 2100-01-01 in epoch milliseconds: a later `connectedAt` is no timestamp.
+const LATEST_CONNECTED_AT: i64 = 4_102_444_800_000;
+
+/// What API Gateway puts in the fields lawcket builds URLs and keys from.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Ids like `L0SM9cOFvHcCIhw=`: base64 characters.
+    ConnectionId,
+    /// "Stage names can only contain alphanumeric characters, hyphens, and
+    /// underscores. Maximum length is 128 characters." (API Gateway's
+    /// CreateStage reference): one URL path segment.
+    Stage,
+    /// A DNS host name (`abc123defg.execute-api.us-east-1.amazonaws.com`, a
+    /// custom domain, `localhost`, an IPv4 address): no port, path or user.
+    DomainName,
+    /// API ids like `abc123defg`: lowercase letters and digits.
+    ApiId,
+}
+
+impl Shape {
+    fn check(self, field: &str, value: &str) -> Result<(), Error> {
+        let (max, allowed, what): (usize, fn(char) -> bool, &str) = match self {
+            Shape::ConnectionId => (
+                128,
+                |c| c.is_ascii_alphanumeric() || "+/=_-".contains(c),
+                "letters, digits and + / = _ -",
+            ),
+            Shape::Stage => (
+                128,
+                |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+                "letters, digits, - and _",
+            ),
+            Shape::DomainName => (
+                253,
+                |c| c.is_ascii_alphanumeric() || c == '-' || c == '.',
+                "a host name's letters, digits, - and .",
+            ),
+            Shape::ApiId => (
+                32,
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+                "lowercase letters and digits",
+            ),
+        };
+        let problem = if value.chars().count() > max {
+            format!("is {} characters long, over {max}", value.chars().count())
+        } else if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
+            format!("holds {bad:?}; API Gateway sends only {what}")
+        } else if matches!(self, Shape::DomainName)
+            && value
+                .split('.')
+                .any(|label| label.is_empty() || label.len() > 63)
+        {
+            "is not a host name (an empty or over-long label)".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(Error::MalformedEvent(format!(
+            "requestContext.{field} {problem}"
+        )))
     }
 }
 

@@ -9,9 +9,7 @@ pub const ENDPOINT_ENV: &str = "LAWCKET_MANAGEMENT_ENDPOINT";
 
 /// The endpoint set in [`ENDPOINT_ENV`], if any: the one place it is read.
 pub(crate) fn override_from_env() -> Option<String> {
-    std::env::var(ENDPOINT_ENV)
-        .ok()
-        .filter(|e| !e.trim().is_empty())
+    crate::env::var(ENDPOINT_ENV)
 }
 
 /// The management endpoint for a connection:

@@ -56,7 +56,7 @@ async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), E
         indexes: &config.indexes,
         page_size: None,
     };
-    let host = Host::build(store, Sdk::Environment).await;
+    let host = Host::build(store, Sdk::Environment).await?;
     let pipeline = Pipeline::assemble(config, host, override_from_env(), handler)?;
     // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its
     // layout out of every enclosing future.
@@ -77,14 +77,38 @@ async fn serve_local(_: Config, _: Box<dyn Handler>) -> Result<(), Error> {
     ))
 }
 
+/// Targets kept at `info` whatever level is asked for: the SDK's signing and
+/// HTTP layers print canonical requests and headers (`Authorization`,
+/// `X-Amz-Security-Token`) at debug and trace, and lambda_runtime stops serving
+/// on a payload that is not UTF-8 while its trace logging is on.
+const CAPPED: &[&str] = &[
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "lambda_runtime::layers::api_response",
+];
+
 fn init_tracing(on_lambda: bool) {
     use tracing_subscriber::EnvFilter;
     // Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL; RUST_LOG otherwise.
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    let filter = CAPPED.iter().fold(
+        EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
+        |filter, target| match format!("{target}=info").parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        },
+    );
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(filter)
         .with_target(false);
     // CloudWatch stamps every line and shows no colours.
     let result = if on_lambda {

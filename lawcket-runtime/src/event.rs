@@ -7,7 +7,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::limits::MAX_MESSAGE_BYTES;
+use crate::limits::{MAX_MESSAGE_BYTES, MAX_URL_CHARS};
 
 /// A message body, decoded the way the npm original does: base64 first when
 /// `isBase64Encoded`, then JSON when it parses as JSON, text when it is UTF-8,
@@ -56,6 +56,7 @@ impl Event {
     /// Fails on a body marked `isBase64Encoded` that is not base64, and on a body
     /// over [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES).
     pub fn from_request(mut request: ApiGatewayWebsocketProxyRequest) -> Result<Self, Error> {
+        check_query(&request)?;
         let body = decode(request.body.take(), request.is_base64_encoded)?;
         Ok(Event(Arc::new(Inner { request, body })))
     }
@@ -115,6 +116,27 @@ impl Event {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.0.request.headers.get(name)?.to_str().ok()
     }
+}
+
+/// A query string longer than API Gateway's URL limit cannot have come from
+/// it ("Length, in characters, of the URL for a WebSocket API: 4096", API
+/// Gateway quotas): refuse it before anything reads it.
+fn check_query(request: &ApiGatewayWebsocketProxyRequest) -> Result<(), Error> {
+    for map in [
+        &request.query_string_parameters,
+        &request.multi_value_query_string_parameters,
+    ] {
+        let (count, length) = map.iter().fold((0, 0), |(n, len), (k, v)| {
+            (n + 1, len + k.len() + v.len() + 2)
+        });
+        if length > MAX_URL_CHARS {
+            return Err(Error::MalformedEvent(format!(
+                "the query string has {count} parameters in about {length} characters, over \
+                 API Gateway's {MAX_URL_CHARS}-character URL limit"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn decode(body: Option<String>, is_base64: bool) -> Result<Body, Error> {

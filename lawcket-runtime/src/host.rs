@@ -4,7 +4,15 @@
 //! settings, building clients) happens here and nowhere per invocation.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::timeout::TimeoutConfig;
+
+use crate::env;
+use crate::error::Error;
+use crate::limits::{
+    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, DEFAULT_DYNAMODB_TIMEOUT, DEFAULT_POST_TIMEOUT,
+};
 use crate::registry::{Dynamo, Memory, Registry};
 
 /// Where the SDK finds its region and credentials.
@@ -40,11 +48,44 @@ pub(crate) enum Store<'a> {
 pub(crate) struct Host {
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) registry: Registry,
+    pub(crate) timeouts: Timeouts,
+}
+
+/// Bounds on every AWS call: no DynamoDB call or post can hang an invocation
+/// until Lambda's own timeout.
+#[derive(Clone, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) dynamodb: TimeoutConfig,
+    pub(crate) post: TimeoutConfig,
+}
+
+impl Timeouts {
+    /// lawcket's defaults, or `LAWCKET_DYNAMODB_TIMEOUT` and
+    /// `LAWCKET_POST_TIMEOUT` (seconds, a call's bound with its retries).
+    pub(crate) fn from_env() -> Result<Self, Error> {
+        let dynamodb =
+            env::seconds("LAWCKET_DYNAMODB_TIMEOUT")?.unwrap_or(DEFAULT_DYNAMODB_TIMEOUT);
+        let post = env::seconds("LAWCKET_POST_TIMEOUT")?.unwrap_or(DEFAULT_POST_TIMEOUT);
+        Ok(Timeouts {
+            dynamodb: bounds(dynamodb),
+            post: bounds(post),
+        })
+    }
+}
+
+fn bounds(operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(operation))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(operation))
+        .operation_timeout(operation)
+        .build()
 }
 
 impl Host {
-    /// Loads the SDK settings and builds the registry on them.
-    pub(crate) async fn build(store: Store<'_>, sdk: Sdk) -> Host {
+    /// Loads the SDK settings and builds the registry on them, with the
+    /// timeouts the environment sets.
+    pub(crate) async fn build(store: Store<'_>, sdk: Sdk) -> Result<Host, Error> {
+        let timeouts = Timeouts::from_env()?;
         let sdk = load(sdk).await;
         let registry = match store {
             Store::Memory => Registry::Memory(Arc::new(Memory::new())),
@@ -53,7 +94,10 @@ impl Host {
                 indexes,
                 page_size,
             } => {
-                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .timeout_config(timeouts.dynamodb.clone())
+                    .build();
+                let client = aws_sdk_dynamodb::Client::from_conf(config);
                 let dynamo = indexes
                     .iter()
                     .fold(Dynamo::new(client, table), |d, (f, i)| {
@@ -66,7 +110,11 @@ impl Host {
                 Registry::Dynamo(Arc::new(dynamo))
             }
         };
-        Host { sdk, registry }
+        Ok(Host {
+            sdk,
+            registry,
+            timeouts,
+        })
     }
 }
 

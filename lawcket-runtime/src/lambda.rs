@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::error::Error;
 use crate::pipeline::Pipeline;
@@ -33,13 +34,14 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
                 .into(),
         });
     }
-    let service = service_fn(move |event: LambdaEvent<serde_json::Value>| {
+    let service = service_fn(move |event: LambdaEvent<Payload>| {
         let pipeline = Arc::clone(&pipeline);
         async move {
+            let request_id = event.context.request_id;
             run_payload(&pipeline, event.payload)
                 .await
                 .map_err(|error| {
-                    tracing::error!(%error, "invocation failed");
+                    tracing::error!(%error, %request_id, "invocation failed");
                     Diagnostic::from(&error)
                 })
         }
@@ -47,15 +49,47 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
     lambda_runtime::run(service).await.map_err(Error::Runtime)
 }
 
-/// Serves a raw invocation payload: anything that is not an API Gateway
-/// WebSocket event is [`Error::MalformedEvent`].
+/// Serves one invocation's payload.
 async fn run_payload(
     pipeline: &Pipeline,
-    payload: serde_json::Value,
+    payload: Payload,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)
-        .map_err(|e| Error::MalformedEvent(format!("not an API Gateway WebSocket event: {e}")))?;
+    let request = payload.0.map_err(|reason| {
+        Error::MalformedEvent(format!("not an API Gateway WebSocket event: {reason}"))
+    })?;
     pipeline.run(request).await
+}
+
+/// What Lambda delivered: an API Gateway WebSocket event, or why it is not one.
+///
+/// Read straight from the invocation's bytes, once. Deserialising never fails:
+/// a payload that is not an event (not JSON, not UTF-8, nested past serde_json's
+/// depth limit, an array, fields of the wrong type) keeps serde's reason, so it
+/// is answered as [`Error::MalformedEvent`] by lawcket rather than as an error
+/// inside lambda_runtime.
+pub(crate) struct Payload(pub(crate) Result<ApiGatewayWebsocketProxyRequest, String>);
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Event;
+        impl<'de> Visitor<'de> for Event {
+            type Value = Payload;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            // Only an object: serde's derive would also fill the struct from an
+            // array, position by position, and report a confusing field error.
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
+                // An error here propagates: it is what the deserializer reports
+                // (the rest of the map is never read), and is caught below.
+                let map = serde::de::value::MapAccessDeserializer::new(map);
+                ApiGatewayWebsocketProxyRequest::deserialize(map).map(|r| Payload(Ok(r)))
+            }
+        }
+        Ok(deserializer
+            .deserialize_any(Event)
+            .unwrap_or_else(|e| Payload(Err(e.to_string()))))
+    }
 }
 
 #[cfg(test)]
@@ -68,20 +102,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_payload_that_is_no_websocket_event_is_malformed() {
-        let host = Host::build(Store::Memory, Sdk::Offline).await;
+        let host = Host::build(Store::Memory, Sdk::Offline).await.unwrap();
         let handler = |_: Invocation| async {
             panic!("the handler must not see a malformed event");
             #[allow(unreachable_code)]
             Ok::<(), BoxError>(())
         };
         let pipeline = Pipeline::assemble(Config::new("t"), host, None, Box::new(handler)).unwrap();
-        let err = run_payload(&pipeline, serde_json::json!({"a": 1}))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
-        assert_eq!(
-            Diagnostic::from(&err).error_type,
-            "lawcket::Error::MalformedEvent"
-        );
+        let deep = "[".repeat(100_000);
+        let bad: [&[u8]; 5] = [
+            br#"{"a": 1}"#,
+            b"[1, 2]",
+            b"\xff\xfe{",
+            deep.as_bytes(),
+            br#"{"requestContext": {"connectionId": 7}}"#,
+        ];
+        for bytes in bad {
+            // As lambda_runtime reads it: a deserializer over the raw bytes.
+            let mut json = serde_json::Deserializer::from_slice(bytes);
+            let payload = Payload::deserialize(&mut json).expect("never fails");
+            let err = run_payload(&pipeline, payload).await.unwrap_err();
+            assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
+            assert_eq!(
+                Diagnostic::from(&err).error_type,
+                "lawcket::Error::MalformedEvent"
+            );
+        }
     }
 }

@@ -31,6 +31,7 @@ mod config;
 mod connection;
 mod endpoint;
 mod entry;
+mod env;
 mod error;
 mod event;
 mod host;

@@ -16,10 +16,16 @@ use crate::error::Error;
 /// retried by the SDK with exponential backoff and jitter.
 const POST_ATTEMPTS: u32 = 5;
 
-/// A client for one management endpoint, with lawcket's retry settings.
-pub(crate) fn client(sdk: &aws_config::SdkConfig, endpoint: &str) -> management::Client {
+/// A client for one management endpoint, with lawcket's retry settings and
+/// the given bounds on each post.
+pub(crate) fn client(
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    timeouts: &aws_config::timeout::TimeoutConfig,
+) -> management::Client {
     let config = management::config::Builder::from(sdk)
         .endpoint_url(endpoint)
+        .timeout_config(timeouts.clone())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(POST_ATTEMPTS)

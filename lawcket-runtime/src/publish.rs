@@ -55,14 +55,16 @@ impl Publish {
         &self.publisher
     }
 
-    /// Sends `value` as JSON to the sender.
+    /// Sends `value` as JSON to the sender. If API Gateway answers 410 Gone
+    /// the sender is released at once and [`Error::Gone`] returned.
     pub async fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
-        self.publisher.to(&self.sender, value).await
+        let data = serde_json::to_vec(value).map_err(Error::Serialize)?;
+        self.send_bytes(data).await
     }
 
-    /// Sends raw bytes to the sender.
+    /// Sends raw bytes to the sender (released at once on 410 Gone).
     pub async fn send_bytes(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
-        self.publisher.to_bytes(&self.sender, data).await
+        self.publisher.to_sender(&self.sender, data.into()).await
     }
 
     /// Sends `value` as JSON to the connection `connection_id`.

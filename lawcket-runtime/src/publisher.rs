@@ -93,30 +93,47 @@ impl Publisher {
     }
 
     /// Sends bytes to one connection. On 410 Gone the connection is released and
-    /// [`Error::Gone`] returned.
+    /// [`Error::Gone`] returned, unless it opened so recently that its
+    /// `$connect` may still be running (then it is kept and the post fails).
     pub async fn to_bytes(
         &self,
         connection_id: &str,
         data: impl Into<Vec<u8>>,
     ) -> Result<(), Error> {
-        let data = data.into();
+        self.post_one(connection_id, data.into(), Opened::MaybeStillConnecting)
+            .await
+    }
+
+    /// Sends bytes to the sender of the message being handled: its `$connect`
+    /// has completed, so a 410 proves it gone and it is released at once.
+    pub(crate) async fn to_sender(&self, connection_id: &str, data: Vec<u8>) -> Result<(), Error> {
+        self.post_one(connection_id, data, Opened::Connected).await
+    }
+
+    async fn post_one(
+        &self,
+        connection_id: &str,
+        data: Vec<u8>,
+        opened: Opened,
+    ) -> Result<(), Error> {
         check_size(&data)?;
+        let registry = &self.inner.registry;
         match self.post(connection_id, data).await {
             Outcome::Delivered => Ok(()),
             Outcome::Gone => {
-                if self
-                    .inner
-                    .registry
-                    .release_gone(connection_id, now_ms())
-                    .await?
-                {
-                    tracing::info!(connection_id, "connection is gone (410); released it");
-                    Err(Error::Gone {
-                        connection_id: connection_id.to_owned(),
-                    })
-                } else {
-                    Err(self.still_connecting(connection_id))
+                let released = match opened {
+                    Opened::Connected => registry.release(connection_id).await.map(|()| true)?,
+                    Opened::MaybeStillConnecting => {
+                        registry.release_gone(connection_id, now_ms()).await?
+                    }
+                };
+                if !released {
+                    return Err(self.still_connecting(connection_id));
                 }
+                tracing::info!(connection_id, "connection is gone (410); released it");
+                Err(Error::Gone {
+                    connection_id: connection_id.to_owned(),
+                })
             }
             Outcome::Failed(error) => Err(error),
         }
@@ -240,6 +257,15 @@ impl Publisher {
             }
         }
     }
+}
+
+/// What is known of a connection a post answered 410 for.
+enum Opened {
+    /// It sent the message being handled: its `$connect` has completed.
+    Connected,
+    /// Any other id: it may have opened moments ago, with its `$connect`
+    /// still running (posts to it answer 410 until that completes).
+    MaybeStillConnecting,
 }
 
 /// A mass publish being set up: [`Publisher::everyone`] or
@@ -377,9 +403,9 @@ impl PublisherBuilder {
         let sdk = self
             .sdk
             .map_or(Sdk::Environment, |sdk| Sdk::Given(Box::new(sdk)));
-        let host = Host::build(store, sdk).await;
+        let host = Host::build(store, sdk).await?;
         Ok(Publisher::from_parts(
-            crate::management::client(&host.sdk, &endpoint),
+            crate::management::client(&host.sdk, &endpoint, &host.timeouts.post),
             endpoint,
             host.registry,
             self.stage,

@@ -79,7 +79,7 @@ impl Registration {
             )));
         }
         let item = item(&self.schema, &self.connection, &self.event)?;
-        self.registry.store(&item).await?;
+        store(&self.registry, &item).await?;
         self.registered.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -108,6 +108,24 @@ impl Registration {
             })
         }
     }
+}
+
+/// Stores a `$connect`'s item. If the store fails it may still land later (a
+/// request that timed out can reach DynamoDB after lawcket gave up on it), and
+/// the connection is about to be refused: a compensating delete is attempted,
+/// and the item's TTL is the last net.
+pub(crate) async fn store(registry: &Registry, item: &Item) -> Result<(), Error> {
+    let Err(error) = registry.store(item).await else {
+        return Ok(());
+    };
+    match registry.release(&item.connection_id).await {
+        Ok(()) => tracing::warn!(%error, "storing the connection failed; removed it again"),
+        Err(undo) => tracing::error!(
+            %error, %undo,
+            "storing the connection failed and removing it failed too; its TTL will reap it"
+        ),
+    }
+    Err(error)
 }
 
 /// The registry item for a `$connect`: the sync fields' values (dynamic ones

@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod connections;
+pub mod function;
 pub mod gateway;
+pub mod logs;
 pub mod moto;
 pub mod runtime_api;
 

@@ -91,9 +91,9 @@ pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(
     let mut settings = Settings::from_env()?;
     settings.page = config.local_page;
     let gateway = LocalGateway::bind(settings).await?;
-    let (store, sdk) = match std::env::var("LAWCKET_LOCAL_REGISTRY").as_deref() {
-        Err(_) | Ok("") | Ok("memory") => (Store::Memory, Sdk::Offline),
-        Ok("dynamodb") => {
+    let (store, sdk) = match crate::env::var("LAWCKET_LOCAL_REGISTRY").as_deref() {
+        None | Some("memory") => (Store::Memory, Sdk::Offline),
+        Some("dynamodb") => {
             let store = Store::Dynamo {
                 table: config.table.resolve()?,
                 indexes: &config.indexes,
@@ -101,14 +101,14 @@ pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(
             };
             (store, Sdk::EnvironmentOrLocalRegion)
         }
-        Ok(other) => {
+        Some(other) => {
             return Err(Error::Env {
                 var: "LAWCKET_LOCAL_REGISTRY".into(),
                 problem: format!("{other:?}: expected `memory` or `dynamodb`"),
             })
         }
     };
-    let host = Host::build(store, sdk).await;
+    let host = Host::build(store, sdk).await?;
     let endpoint = override_from_env().unwrap_or_else(|| gateway.endpoint());
     tracing::info!(
         "local gateway on ws://{addr} (page: http://{addr}/), registry: {}, @connections: {endpoint}",

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::env::{seconds, var};
 use crate::error::Error;
 use crate::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -83,11 +84,11 @@ impl Settings {
                 ),
             };
         }
-        if let Some(secs) = var("LAWCKET_LOCAL_IDLE_TIMEOUT") {
-            settings.idle_timeout = seconds("LAWCKET_LOCAL_IDLE_TIMEOUT", &secs)?;
+        if let Some(idle) = seconds("LAWCKET_LOCAL_IDLE_TIMEOUT")? {
+            settings.idle_timeout = idle;
         }
-        if let Some(secs) = var("LAWCKET_LOCAL_MAX_DURATION") {
-            settings.max_duration = seconds("LAWCKET_LOCAL_MAX_DURATION", &secs)?;
+        if let Some(max) = seconds("LAWCKET_LOCAL_MAX_DURATION")? {
+            settings.max_duration = max;
         }
         Ok(settings)
     }
@@ -105,21 +106,4 @@ fn route_selection(expression: &str) -> Result<Vec<String>, Error> {
             ),
         })?;
     Ok(path.split('.').map(str::to_owned).collect())
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn seconds(name: &str, value: &str) -> Result<Duration, Error> {
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s > 0.0 && s.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| Error::Env {
-            var: name.into(),
-            problem: format!("{value:?} is not a positive number of seconds"),
-        })
 }

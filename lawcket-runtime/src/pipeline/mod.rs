@@ -26,7 +26,7 @@ use crate::event::Event;
 use crate::host::Host;
 use crate::invocation::{Handler, Invocation, Middleware};
 use crate::publish::Publish;
-use crate::registration::{item, Registration};
+use crate::registration::{item, store, Registration};
 use crate::registry::Registry;
 use crate::sync::Schema;
 use publishers::Publishers;
@@ -71,6 +71,7 @@ impl Pipeline {
             host.registry.clone(),
             endpoint_override,
             config.concurrency,
+            host.timeouts.post,
         );
         Ok(Pipeline {
             schema: Arc::new(config.schema),
@@ -93,7 +94,12 @@ impl Pipeline {
         endpoint_override: Option<String>,
         handler: impl Handler,
     ) -> Self {
-        let host = Host { sdk, registry };
+        let timeouts = crate::host::Timeouts::from_env().expect("valid timeouts");
+        let host = Host {
+            sdk,
+            registry,
+            timeouts,
+        };
         Self::assemble(config, host, endpoint_override, Box::new(handler))
             .expect("a valid configuration")
     }
@@ -119,6 +125,7 @@ impl Pipeline {
             kind = ?connection.kind(),
             connection_id = connection.id(),
             route = connection.route_key(),
+            request_id = request.request_context.request_id.as_deref().unwrap_or(""),
         );
         async move {
             match connection.kind() {
@@ -163,7 +170,7 @@ impl Pipeline {
     async fn connect(&self, event: Event, connection: Connection) -> Result<(), Error> {
         if self.auto_sync {
             let item = item(&self.schema, &connection, &event)?;
-            self.registry.store(&item).await?;
+            store(&self.registry, &item).await?;
         }
         let id = connection.id().to_owned();
         let invocation = self.invocation(event, connection, None);

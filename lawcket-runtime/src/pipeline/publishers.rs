@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use aws_config::timeout::TimeoutConfig;
+
 use crate::connection::Connection;
 use crate::endpoint::management_endpoint;
 use crate::publisher::Publisher;
@@ -16,6 +18,7 @@ pub(super) struct Publishers {
     registry: Registry,
     endpoint_override: Option<String>,
     concurrency: usize,
+    timeouts: TimeoutConfig,
     by_stage: Mutex<HashMap<(String, String), Publisher>>,
 }
 
@@ -25,12 +28,14 @@ impl Publishers {
         registry: Registry,
         endpoint_override: Option<String>,
         concurrency: usize,
+        timeouts: TimeoutConfig,
     ) -> Self {
         Publishers {
             sdk,
             registry,
             endpoint_override,
             concurrency,
+            timeouts,
             by_stage: Mutex::default(),
         }
     }
@@ -48,7 +53,7 @@ impl Publishers {
             .entry(key)
             .or_insert_with_key(|(endpoint, stage)| {
                 Publisher::from_parts(
-                    crate::management::client(&self.sdk, endpoint),
+                    crate::management::client(&self.sdk, endpoint, &self.timeouts),
                     endpoint.clone(),
                     self.registry.clone(),
                     Some(stage.clone()),

@@ -31,6 +31,7 @@ fn build(config: Config, registry: Registry, handler: impl Handler) -> Pipeline 
     let host = Host {
         sdk: sdk(),
         registry,
+        timeouts: crate::host::Timeouts::from_env().unwrap(),
     };
     Pipeline::assemble(config, host, None, Box::new(handler)).unwrap()
 }
@@ -85,10 +86,22 @@ async fn failing_connect_handler_removes_the_item_and_refuses() {
     let response = pipeline.run(fixture("connect.json")).await.unwrap();
     assert_eq!(response.status_code, 500);
     assert!(memory.is_empty(), "refused connection must not stay stored");
+    // The client is told the status's reason only.
     let Some(ResponseBody::Text(body)) = response.body else {
         panic!()
     };
-    assert_eq!(body, "the handler failed: boom");
+    assert_eq!(body, "Internal Server Error");
+    // The error itself is what the lifecycle returns (and logs).
+    let err = refusal(&pipeline).await;
+    assert_eq!(err.to_string(), "the handler failed: boom");
+}
+
+/// The error behind a `$connect` refusal, from the lifecycle itself.
+async fn refusal(pipeline: &Pipeline) -> Error {
+    let request = fixture("connect.json");
+    let connection = Connection::from_request(&request).unwrap();
+    let event = pipeline.prepare(request, &connection).await.unwrap();
+    pipeline.connect(event, connection).await.unwrap_err()
 }
 
 #[tokio::test]
@@ -224,7 +237,12 @@ async fn a_panicking_connect_handler_is_refused_and_leaves_nothing_stored() {
     let Some(ResponseBody::Text(body)) = response.body else {
         panic!()
     };
-    assert!(body.contains("panicked: boom in the handler"), "{body}");
+    assert_eq!(body, "Internal Server Error");
+    let err = refusal(&pipeline).await;
+    assert!(
+        err.to_string().contains("panicked: boom in the handler"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
