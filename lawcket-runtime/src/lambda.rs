@@ -49,6 +49,19 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
     lambda_runtime::run(service).await.map_err(Error::Runtime)
 }
 
+/// Serves one invocation's raw bytes exactly as [`serve`] reads them (a
+/// deserializer over the bytes, as lambda_runtime builds one).
+pub(crate) async fn run_bytes(
+    pipeline: &Pipeline,
+    bytes: &[u8],
+) -> Result<ApiGatewayProxyResponse, Error> {
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    match Payload::deserialize(&mut json) {
+        Ok(payload) => run_payload(pipeline, payload).await,
+        Err(never) => Err(Error::MalformedEvent(never.to_string())),
+    }
+}
+
 /// Serves one invocation's payload.
 async fn run_payload(
     pipeline: &Pipeline,
@@ -118,10 +131,7 @@ mod tests {
             br#"{"requestContext": {"connectionId": 7}}"#,
         ];
         for bytes in bad {
-            // As lambda_runtime reads it: a deserializer over the raw bytes.
-            let mut json = serde_json::Deserializer::from_slice(bytes);
-            let payload = Payload::deserialize(&mut json).expect("never fails");
-            let err = run_payload(&pipeline, payload).await.unwrap_err();
+            let err = run_bytes(&pipeline, bytes).await.unwrap_err();
             assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
             assert_eq!(
                 Diagnostic::from(&err).error_type,

@@ -83,4 +83,19 @@ pub mod test_util {
     pub async fn offline_sdk_config() -> aws_config::SdkConfig {
         crate::host::load(crate::host::Sdk::Offline).await
     }
+
+    /// Runs one Lambda invocation payload (any bytes) through `pipeline`,
+    /// read exactly as the Lambda entry reads it.
+    pub async fn run_lambda_payload(
+        pipeline: &Pipeline,
+        bytes: &[u8],
+    ) -> Result<aws_lambda_events::apigw::ApiGatewayProxyResponse, crate::Error> {
+        crate::lambda::run_bytes(pipeline, bytes).await
+    }
+
+    /// Serves `pipeline` through lambda_runtime, as a Lambda binary does (the
+    /// `AWS_LAMBDA_*` variables must be set).
+    pub async fn serve_lambda(pipeline: std::sync::Arc<Pipeline>) -> Result<(), crate::Error> {
+        crate::lambda::serve(pipeline).await
+    }
 }
