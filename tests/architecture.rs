@@ -1,7 +1,9 @@
 //! The runtime's modules form no import cycle: every `crate::`, `super::`,
-//! `self::` and child-module path in lawcket-runtime/src is resolved to the
-//! module (file) that defines it, and the resulting graph must be acyclic.
-//! Test code (`tests.rs` files, `#[cfg(test)]` items) is left out.
+//! `self::` and child-module path in lawcket-runtime/src (in `use` items, in
+//! code, and in the tokens of macro calls) is resolved to the module (file) it
+//! reaches into: the longest module prefix of the path, or, for `crate::Name`,
+//! the module lib.rs re-exports `Name` from. The resulting graph must be
+//! acyclic. Test code (`tests.rs` files, `#[cfg(test)]` items) is left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,16 +59,31 @@ fn the_checker_sees_cycles() {
         ),
         ("crate::b".to_owned(), "pub struct Quiet;".to_owned()),
     ]);
-    let graph = graph(&files);
-    let cycle = find_cycle(&graph).expect("a -> a::c -> a is a cycle");
+    let cycle = find_cycle(&graph(&files)).expect("a -> a::c -> a is a cycle");
     assert!(cycle.contains(&"crate::a::c".to_owned()), "{cycle:?}");
     let mut acyclic = files.clone();
     acyclic.insert("crate::a::c".to_owned(), "pub struct Thing;".to_owned());
-    assert_eq!(find_cycle(&graph_of(&acyclic)), None);
-}
+    assert_eq!(find_cycle(&graph(&acyclic)), None);
 
-fn graph_of(files: &BTreeMap<String, String>) -> Graph {
-    graph(files)
+    // The same cycle through a glob import, through a macro call, and through
+    // a root re-export.
+    for child in [
+        "use super::*; pub struct Thing;",
+        "pub struct Thing; fn f() { tracing::info!(x = ?super::Other::new()); }",
+        "pub struct Thing; macro_rules! m { () => { crate::a::Other }; }",
+        "pub struct Thing; fn f() -> crate::Other { todo!() }",
+    ] {
+        let mut files = acyclic.clone();
+        files.insert("crate::a::c".to_owned(), child.to_owned());
+        files.insert(
+            "crate".to_owned(),
+            "mod a; mod b; pub use a::Other;".to_owned(),
+        );
+        assert!(
+            find_cycle(&graph(&files)).is_some(),
+            "missed a cycle in {child:?}"
+        );
+    }
 }
 
 /// Module path (`crate::a::b`) → source, for every non-test file under `dir`.
@@ -112,7 +129,7 @@ fn graph(files: &BTreeMap<String, String>) -> Graph {
         let edges = graph.entry(module.clone()).or_default();
         for path in paths.found {
             if let Some(target) = resolve(module, &path, &modules, &exports) {
-                if target != *module && target != "crate" {
+                if target != *module {
                     edges.insert(target);
                 }
             }
@@ -146,8 +163,12 @@ fn resolve(
                 }
                 rest = &rest[1..];
             }
+            let Some(first) = rest.first() else {
+                // `use super::*` and the like: the module itself.
+                return Some(absolute.join("::"));
+            };
             // A plain path is this crate's only when it starts at a child module.
-            let child = format!("{}::{}", absolute.join("::"), rest.first()?);
+            let child = format!("{}::{}", absolute.join("::"), first);
             if path[0] != "super" && path[0] != "self" && !modules.contains(&child) {
                 return None;
             }
@@ -251,12 +272,57 @@ impl<'ast> Visit<'ast> for Paths {
         flatten(&item.tree, Vec::new(), &mut self.found);
     }
 
+    /// Macro calls (`tracing::info!`, `format!`, `macro_rules!` bodies) are
+    /// token streams syn does not parse: take every `crate::`/`super::`/
+    /// `self::` path out of their tokens.
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        self.visit_path(&mac.path);
+        paths_in_tokens(mac.tokens.clone(), &mut self.found);
+    }
+
     fn visit_path(&mut self, path: &'ast syn::Path) {
         if path.segments.len() > 1 {
             self.found
                 .push(path.segments.iter().map(|s| s.ident.to_string()).collect());
         }
         syn::visit::visit_path(self, path);
+    }
+}
+
+fn paths_in_tokens(tokens: proc_macro2::TokenStream, found: &mut Vec<Vec<String>>) {
+    use proc_macro2::TokenTree;
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Group(group) => paths_in_tokens(group.stream(), found),
+            TokenTree::Ident(ident)
+                if ["crate", "super", "self"].contains(&ident.to_string().as_str()) =>
+            {
+                // ident (`::` ident)*
+                let mut path = vec![ident.to_string()];
+                let mut j = i + 1;
+                while let (
+                    Some(TokenTree::Punct(a)),
+                    Some(TokenTree::Punct(b)),
+                    Some(TokenTree::Ident(next)),
+                ) = (tokens.get(j), tokens.get(j + 1), tokens.get(j + 2))
+                {
+                    if a.as_char() != ':' || b.as_char() != ':' {
+                        break;
+                    }
+                    path.push(next.to_string());
+                    j += 3;
+                }
+                if path.len() > 1 {
+                    found.push(path);
+                }
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
     }
 }
 

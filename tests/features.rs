@@ -155,7 +155,7 @@ async fn plugins_run_concurrently_with_the_handler_and_their_failures_count() {
     let config = Config::new("t").plugin("audit", failing);
     let (pipeline, _) = pipeline(config, ok_handler()).await;
     let err = pipeline.run(event("message-json.json")).await.unwrap_err();
-    assert_eq!(err.to_string(), "plugin `audit` failed: disk full");
+    assert_eq!(support::chain(&err), "plugin `audit` failed: disk full");
 }
 
 fn connect_with(
@@ -383,7 +383,7 @@ async fn routes_reach_the_handler_and_bodies_deserialise_into_tagged_enums() {
                 invocation
                     .event()
                     .json::<Action>()
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| support::chain(&e)),
             ));
             Ok::<(), BoxError>(())
         }

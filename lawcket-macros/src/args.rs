@@ -9,8 +9,6 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path};
 
-use lawcket_rules::{CharSet, RESERVED_ATTRIBUTES};
-
 use crate::ctxt::Ctxt;
 
 const KNOWN: &str = "`table`, `sync`, `index`, `ttl`, `manual_sync`, `middleware`, `plugins`, \
@@ -40,8 +38,9 @@ pub(crate) struct Args {
     pub(crate) concurrency: Option<LitInt>,
     pub(crate) local_page: Option<LitStr>,
     pub(crate) krate: Option<Path>,
-    /// Every key written in `sync(...)`, valid or not (for `index`).
-    sync_keys: Vec<Ident>,
+    /// Every key written in `sync(...)`, valid or not (for `index` and the
+    /// reserved-name and duplicate checks).
+    pub(crate) sync_keys: Vec<Ident>,
 }
 
 pub(crate) struct SyncField {
@@ -213,19 +212,7 @@ fn sync_field(cx: &mut Ctxt, args: &mut Args, field: ParseNestedMeta) -> syn::Re
         return skip_value(&field);
     };
     let value: Expr = field.value()?.parse()?;
-    let name = key.to_string();
     args.sync_keys.push(key.clone());
-    if lawcket_rules::is_reserved(&name) {
-        cx.error_spanned_by(
-            &key,
-            format!(
-                "`{name}` is written by lawcket itself; choose another sync key (reserved: {})",
-                RESERVED_ATTRIBUTES.join(", ")
-            ),
-        );
-    } else if args.sync.iter().any(|f| f.key == key) {
-        cx.error_spanned_by(&key, format!("duplicate sync key `{name}`"));
-    }
     let parsed = match &value {
         Expr::Call(call) => dynamic(cx, call).map(SyncValue::Dynamic),
         _ => literal(&value)
@@ -380,20 +367,14 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
                 Expr::Lit(ExprLit {
                     lit: Lit::Str(v), ..
                 }),
-            ) if dynamic.chars.is_none() => match CharSet::parse(&v.value()) {
-                Ok(_) => dynamic.chars = Some(v.clone()),
-                Err(error) => {
-                    cx.error_spanned_by(v, error);
-                    ok = false;
-                }
-            },
+            ) if dynamic.chars.is_none() => dynamic.chars = Some(v.clone()),
             (
                 "max_len",
                 Expr::Lit(ExprLit {
                     lit: Lit::Int(v), ..
                 }),
             ) if dynamic.max_len.is_none() => match v.base10_parse::<usize>() {
-                Ok(0) | Err(_) => {
+                Err(_) => {
                     cx.error_spanned_by(v, "`max_len` is a number of characters, at least 1");
                     ok = false;
                 }

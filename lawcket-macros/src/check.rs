@@ -8,16 +8,54 @@ use syn::{FnArg, ItemFn};
 use crate::args::{Args, Dynamic, SyncValue};
 use crate::ctxt::Ctxt;
 
-/// A default that breaks its field's own rules would refuse every connection
-/// without the parameter: say so now, on the default, rather than at run time.
+/// The sync keys and dynamic values by the rules the runtime applies too:
+/// reserved and repeated keys, the `chars` notation, `max_len`, and a default
+/// that breaks its field's own rules (it would refuse every connection without
+/// the parameter: say so now, on the default, rather than at run time).
 pub(crate) fn arguments(cx: &mut Ctxt, args: &Args) {
+    for (i, key) in args.sync_keys.iter().enumerate() {
+        let name = key.to_string();
+        if lawcket_rules::is_reserved(&name) {
+            cx.error_spanned_by(
+                key,
+                format!(
+                    "`{name}` is written by lawcket itself; choose another sync key (reserved: {})",
+                    lawcket_rules::RESERVED_ATTRIBUTES.join(", ")
+                ),
+            );
+        } else if args.sync_keys[..i].contains(key) {
+            cx.error_spanned_by(key, format!("duplicate sync key `{name}`"));
+        }
+    }
     for field in &args.sync {
         if let SyncValue::Dynamic(dynamic) = &field.value {
-            if let Some(default) = &dynamic.default {
-                if let Err(message) = check_default(dynamic, &default.value()) {
-                    cx.error_spanned_by(default, message);
-                }
+            dynamic_rules(cx, dynamic);
+        }
+    }
+}
+
+fn dynamic_rules(cx: &mut Ctxt, dynamic: &Dynamic) {
+    let chars = match &dynamic.chars {
+        Some(lit) => CharSet::parse(&lit.value()).map_err(|e| cx.error_spanned_by(lit, e)),
+        None => Ok(CharSet::default_set()),
+    };
+    let max_len = match &dynamic.max_len {
+        Some(lit) => lit.base10_parse::<usize>().unwrap_or(0),
+        None => lawcket_rules::DEFAULT_MAX_LEN,
+    };
+    let Ok(chars) = chars else { return };
+    let rules = match ValueRules::try_new(max_len, chars) {
+        Ok(rules) => rules,
+        Err(error) => {
+            if let Some(lit) = &dynamic.max_len {
+                cx.error_spanned_by(lit, error);
             }
+            return;
+        }
+    };
+    if let Some(default) = &dynamic.default {
+        if let Err(message) = check_default(dynamic, &rules, &default.value()) {
+            cx.error_spanned_by(default, message);
         }
     }
 }
@@ -71,19 +109,9 @@ pub(crate) fn function(cx: &mut Ctxt, function: &ItemFn) {
 
 /// The default checked by the runtime's own rules (`lawcket_rules`), the
 /// message naming the rule the user wrote or the built-in one they can change.
-fn check_default(dynamic: &Dynamic, value: &str) -> Result<(), String> {
-    let max_len = match &dynamic.max_len {
-        Some(m) => m
-            .base10_parse::<usize>()
-            .unwrap_or(lawcket_rules::DEFAULT_MAX_LEN),
-        None => lawcket_rules::DEFAULT_MAX_LEN,
-    };
-    let chars = match &dynamic.chars {
-        // Already parsed once when the option was read; it is valid here.
-        Some(c) => CharSet::parse(&c.value()).map_err(|e| e.to_string())?,
-        None => CharSet::default_set(),
-    };
-    let message = match ValueRules::new(max_len, chars).check(value) {
+fn check_default(dynamic: &Dynamic, rules: &ValueRules, value: &str) -> Result<(), String> {
+    let max_len = rules.max_len;
+    let message = match rules.check(value) {
         Ok(()) => return Ok(()),
         Err(ValueError::Empty) => "an empty default is refused like an empty value; leave \
              `default` out to make the field required"

@@ -188,10 +188,32 @@ impl Default for ValueRules {
     }
 }
 
+/// A `max_len` of zero: no value could pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroMaxLen;
+
+impl fmt::Display for ZeroMaxLen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`max_len` is a number of characters, at least 1")
+    }
+}
+
+impl std::error::Error for ZeroMaxLen {}
+
 impl ValueRules {
-    /// Rules with this length bound and character set.
+    /// Rules with this length bound and character set (a `max_len` of 0 is
+    /// taken as it is; see [`ValueRules::try_new`]).
     pub fn new(max_len: usize, chars: CharSet) -> Self {
         ValueRules { max_len, chars }
+    }
+
+    /// Rules with this length bound and character set, refusing a bound of
+    /// zero, which no value could meet.
+    pub fn try_new(max_len: usize, chars: CharSet) -> Result<Self, ZeroMaxLen> {
+        match max_len {
+            0 => Err(ZeroMaxLen),
+            _ => Ok(ValueRules::new(max_len, chars)),
+        }
     }
 
     /// Checks `value`, reporting the first rule it breaks.
@@ -256,6 +278,12 @@ mod tests {
         // Length counts characters, not bytes.
         let wide = ValueRules::new(2, set("é"));
         assert_eq!(wide.check("éé"), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_max_len_is_refused() {
+        assert_eq!(ValueRules::try_new(0, set("a")), Err(ZeroMaxLen));
+        assert!(ValueRules::try_new(1, set("a")).is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::host::Store;
 use crate::invocation::{Handler, IntoMiddleware, IntoPlugin, Middleware};
 use crate::limits::{DEFAULT_CONCURRENCY, DEFAULT_TTL};
 use crate::sync::{Dynamic, Schema, Source, SyncField, SyncValue};
@@ -163,6 +164,16 @@ impl Config {
     pub fn local_page(mut self, html: &'static str) -> Self {
         self.local_page = Some(html);
         self
+    }
+
+    /// This configuration's DynamoDB table as a store (a table named by
+    /// `table_from_env` is read from the environment now).
+    pub(crate) fn dynamo_store(&self) -> Result<Store<'_>, Error> {
+        Ok(Store::Dynamo {
+            table: self.table.resolve()?,
+            indexes: &self.indexes,
+            page_size: None,
+        })
     }
 
     /// Refuses what `#[lawcket::handler]` refuses at compile time (reserved or

@@ -19,7 +19,7 @@ pub(crate) fn override_from_env() -> Option<String> {
 ///   (a custom domain's base path mapping may not lead to `@connections`), when the
 ///   event carries `apiId` and the region is known;
 /// - `https://{domainName}/{stage}` otherwise.
-pub fn management_endpoint(
+pub(crate) fn management_endpoint(
     connection: &Connection,
     override_endpoint: Option<&str>,
     region: Option<&str>,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::endpoint::override_from_env;
-use crate::error::Error;
-use crate::host::{Host, Sdk, Store};
+use crate::error::{chain, Error};
+use crate::host::{Host, Sdk};
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
 
@@ -45,18 +45,13 @@ fn run(config: Config, handler: Box<dyn Handler>) {
             })
         });
     if let Err(error) = result {
-        tracing::error!(%error, "lawcket stopped");
+        tracing::error!(error = %chain(&error), "lawcket stopped");
         std::process::exit(1);
     }
 }
 
 async fn serve_lambda(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
-    let store = Store::Dynamo {
-        table: config.table.resolve()?,
-        indexes: &config.indexes,
-        page_size: None,
-    };
-    let host = Host::build(store, Sdk::Environment).await?;
+    let host = Host::build(config.dynamo_store()?, Sdk::Environment).await?;
     let pipeline = Pipeline::assemble(config, host, override_from_env(), handler)?;
     // Boxed: lambda_runtime's service stack is a deep type; boxing keeps its
     // layout out of every enclosing future.

@@ -11,6 +11,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// about it. Match on the variant to react (for example [`Error::Gone`] after a
 /// post to a connection that has already left).
 ///
+/// As the standard library's errors do, the message does not repeat the
+/// cause: an SDK error, a serde error or your own error is the error's
+/// [`source()`](std::error::Error::source). Print the whole chain with
+/// anyhow's `{:#}`, or walk `source()`; lawcket's own logs and Lambda's
+/// `errorMessage` show the whole chain.
+///
 /// ```
 /// let error = lawcket::Error::reject(403, "unknown api key");
 /// assert_eq!(error.status(), 403);
@@ -24,7 +30,7 @@ pub enum Error {
     MalformedEvent(String),
 
     /// `isBase64Encoded` was set but the body is not valid base64.
-    #[error("message body is marked isBase64Encoded but is not valid base64: {0}")]
+    #[error("message body is marked isBase64Encoded but is not valid base64")]
     Base64(#[source] base64::DecodeError),
 
     /// The message body is larger than API Gateway ever delivers.
@@ -37,7 +43,7 @@ pub enum Error {
     },
 
     /// The body could not be read as the type the caller asked for.
-    #[error("message body does not fit `{target}`: {source}")]
+    #[error("message body does not fit `{target}`")]
     Body {
         /// The Rust type that was asked for.
         target: &'static str,
@@ -47,7 +53,7 @@ pub enum Error {
     },
 
     /// A value to publish could not be serialised to JSON.
-    #[error("could not serialise the message to JSON: {0}")]
+    #[error("could not serialise the message to JSON")]
     Serialize(#[source] serde_json::Error),
 
     /// A DynamoDB call on the connections table failed.
@@ -129,7 +135,7 @@ pub enum Error {
 
     /// The process could not serve: starting tokio, binding the local
     /// gateway's address, or the server stopping.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What lawcket was doing.
         context: String,
@@ -139,11 +145,11 @@ pub enum Error {
     },
 
     /// The Lambda runtime client (lambda_runtime) stopped.
-    #[error("the Lambda runtime client stopped: {0}")]
+    #[error("the Lambda runtime client stopped")]
     Runtime(#[source] BoxError),
 
     /// The handler, a middleware or a plugin returned an error of its own.
-    #[error("{context} failed: {source}")]
+    #[error("{context} failed")]
     Handler {
         /// Which part of the user's code failed.
         context: String,
@@ -217,9 +223,26 @@ impl From<&Error> for lambda_runtime::Diagnostic {
     fn from(error: &Error) -> Self {
         lambda_runtime::Diagnostic {
             error_type: format!("lawcket::Error::{}", error.variant()),
-            error_message: error.to_string(),
+            error_message: chain(error).to_string(),
         }
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for logs and reports.
+pub(crate) fn chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl fmt::Display + 'a {
+    struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+    impl fmt::Display for Chain<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}", self.0)?;
+            let mut source = self.0.source();
+            while let Some(error) = source {
+                write!(f, ": {error}")?;
+                source = error.source();
+            }
+            Ok(())
+        }
+    }
+    Chain(error)
 }
 
 #[cfg(test)]
@@ -243,5 +266,9 @@ mod tests {
             source: Some("the sdk said no".into()),
         };
         assert_eq!(error.source().unwrap().to_string(), "the sdk said no");
+        assert_eq!(
+            chain(&error).to_string(),
+            "posting to connection a through http://x failed: boom: the sdk said no"
+        );
     }
 }

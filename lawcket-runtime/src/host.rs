@@ -1,7 +1,9 @@
-//! One assembly step: the AWS SDK settings and the registry, built once per
-//! process and the same way for Lambda, the local gateway and
-//! [`PublisherBuilder`](crate::PublisherBuilder). Cold work (loading the SDK
-//! settings, building clients) happens here and nowhere per invocation.
+//! One assembly step: the AWS SDK settings, the bounds on every call and the
+//! registry (with its DynamoDB client), built once per process and the same
+//! way for Lambda, the local gateway and
+//! [`PublisherBuilder`](crate::PublisherBuilder). Cold work happens here and
+//! nowhere per invocation; management clients are built from the host's
+//! settings on first use, one per endpoint (`pipeline::publishers`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
-use crate::error::Error;
+use crate::error::{chain, Error};
 use crate::pipeline::Pipeline;
 
 /// Variables the Lambda service always sets; lambda_runtime panics without them,
@@ -41,7 +41,7 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
             run_payload(&pipeline, event.payload)
                 .await
                 .map_err(|error| {
-                    tracing::error!(%error, %request_id, "invocation failed");
+                    tracing::error!(error = %chain(&error), %request_id, "invocation failed");
                     Diagnostic::from(&error)
                 })
         }
@@ -50,7 +50,9 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
 }
 
 /// Serves one invocation's raw bytes exactly as [`serve`] reads them (a
-/// deserializer over the bytes, as lambda_runtime builds one).
+/// deserializer over the bytes, as lambda_runtime builds one): for tests and
+/// fuzzing, which have no Runtime API.
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) async fn run_bytes(
     pipeline: &Pipeline,
     bytes: &[u8],

@@ -51,7 +51,7 @@ mod sync;
 
 pub use config::{table_from_env, Config, IntoTable, Table};
 pub use connection::{Connection, Kind};
-pub use endpoint::{management_endpoint, ENDPOINT_ENV};
+pub use endpoint::ENDPOINT_ENV;
 pub use entry::main;
 pub use error::{BoxError, Error};
 pub use event::{Body, Event};

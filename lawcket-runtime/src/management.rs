@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_apigatewaymanagement as management;
 use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
 use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
@@ -61,7 +61,22 @@ pub(crate) async fn post(
         Err(error) => Outcome::Failed(Error::Post {
             connection_id: connection_id.to_owned(),
             endpoint: endpoint.to_owned(),
-            message: DisplayErrorContext(&error).to_string(),
+            // The hint only: the SDK's own account of it is the source.
+            message: match (&error, error.code()) {
+                (_, Some(code)) => format!("API Gateway answered {code}"),
+                (SdkError::TimeoutError(_), None) => {
+                    "no answer in time (LAWCKET_POST_TIMEOUT)".to_owned()
+                }
+                (SdkError::DispatchFailure(_), None) => {
+                    "the endpoint could not be reached".to_owned()
+                }
+                (_, None) => match error.raw_response() {
+                    Some(response) => {
+                        format!("API Gateway answered {}", response.status().as_u16())
+                    }
+                    None => "the request failed".to_owned(),
+                },
+            },
             source: Some(Box::new(management::Error::from(error))),
         }),
     }

@@ -81,6 +81,11 @@ impl Publisher {
         &self.inner.endpoint
     }
 
+    /// The management client posts go through.
+    pub(crate) fn client(&self) -> &management::Client {
+        &self.inner.client
+    }
+
     /// Sends `value` as JSON to one connection. On 410 Gone the connection is
     /// released and [`Error::Gone`] returned.
     pub async fn to<T: Serialize + ?Sized>(
@@ -372,7 +377,8 @@ impl PublisherBuilder {
         self
     }
 
-    /// Items read from the table per page during a mass publish (default 1000).
+    /// Items read from the table per page during a mass publish (default
+    /// 1,000: about 50 KB of ids).
     pub fn page_size(mut self, items: i32) -> Self {
         self.page_size = Some(items);
         self

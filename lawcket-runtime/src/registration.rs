@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::connection::{Connection, Kind};
-use crate::error::Error;
+use crate::error::{chain, Error};
 use crate::event::Event;
 use crate::registry::{Item, Registry};
 use crate::sync::{Schema, SyncValue};
@@ -119,9 +119,11 @@ pub(crate) async fn store(registry: &Registry, item: &Item) -> Result<(), Error>
         return Ok(());
     };
     match registry.release(&item.connection_id).await {
-        Ok(()) => tracing::warn!(%error, "storing the connection failed; removed it again"),
+        Ok(()) => {
+            tracing::warn!(error = %chain(&error), "storing the connection failed; removed it again")
+        }
         Err(undo) => tracing::error!(
-            %error, %undo,
+            error = %chain(&error), undo = %chain(&undo),
             "storing the connection failed and removing it failed too; its TTL will reap it"
         ),
     }

@@ -161,12 +161,9 @@ impl Dynamic {
     /// The configuration's own mistakes: a bad character set, a zero length,
     /// a default its own rules would refuse.
     fn validate(&self, field: &str) -> Result<(), Error> {
-        self.rules(field)?;
-        if self.max_len == 0 {
-            return Err(Error::Config(format!(
-                "sync field `{field}`: `max_len` must be at least 1"
-            )));
-        }
+        let rules = self.rules(field)?;
+        ValueRules::try_new(rules.max_len, rules.chars)
+            .map_err(|e| Error::Config(format!("sync field `{field}`: {e}")))?;
         match &self.default {
             Some(default) => self.check(field, default).map_err(|e| {
                 Error::Config(format!(

@@ -7,6 +7,7 @@ pub mod function;
 pub mod gateway;
 pub mod logs;
 pub mod moto;
+pub mod proxy;
 pub mod runtime_api;
 
 /// The repository's event fixtures (tests/fixtures), as Lambda delivers them.
@@ -17,6 +18,17 @@ pub fn fixture(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// An error and its sources, `outer: inner: innermost`.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
 }
 
 /// A free port on 127.0.0.1.

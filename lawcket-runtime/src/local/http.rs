@@ -20,6 +20,7 @@ use super::settings::Settings;
 use super::socket;
 use super::state::{Gateway, Live, Outgoing};
 use crate::clock::now_ms;
+use crate::error::chain;
 
 pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
     let manage = get(info).post(post).delete(delete);
@@ -74,7 +75,7 @@ async fn root(
     let response = match answered.await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
-            tracing::error!(%error, "$connect failed");
+            tracing::error!(error = %chain(&error), "$connect failed");
             return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),

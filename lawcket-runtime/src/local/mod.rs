@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 
+use settings::LocalRegistry;
 pub use settings::Settings;
 
 use crate::config::Config;
@@ -88,25 +89,14 @@ impl LocalGateway {
 /// environment, the registry `LAWCKET_LOCAL_REGISTRY` names, and posts to the
 /// gateway itself unless `LAWCKET_MANAGEMENT_ENDPOINT` says otherwise.
 pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(), Error> {
+    config.validate()?; // before anything is bound or logged as serving
     let mut settings = Settings::from_env()?;
     settings.page = config.local_page;
+    let registry = settings.registry;
     let gateway = LocalGateway::bind(settings).await?;
-    let (store, sdk) = match crate::env::var("LAWCKET_LOCAL_REGISTRY").as_deref() {
-        None | Some("memory") => (Store::Memory, Sdk::Offline),
-        Some("dynamodb") => {
-            let store = Store::Dynamo {
-                table: config.table.resolve()?,
-                indexes: &config.indexes,
-                page_size: None,
-            };
-            (store, Sdk::EnvironmentOrLocalRegion)
-        }
-        Some(other) => {
-            return Err(Error::Env {
-                var: "LAWCKET_LOCAL_REGISTRY".into(),
-                problem: format!("{other:?}: expected `memory` or `dynamodb`"),
-            })
-        }
+    let (store, sdk) = match registry {
+        LocalRegistry::Memory => (Store::Memory, Sdk::Offline),
+        LocalRegistry::Dynamo => (config.dynamo_store()?, Sdk::EnvironmentOrLocalRegion),
     };
     let host = Host::build(store, sdk).await?;
     let endpoint = override_from_env().unwrap_or_else(|| gateway.endpoint());

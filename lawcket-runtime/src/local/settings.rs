@@ -39,6 +39,18 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Page served at `/` to plain HTTP requests.
     pub page: Option<&'static str>,
+    /// Where connections are kept.
+    pub registry: LocalRegistry,
+}
+
+/// Where the local gateway keeps connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LocalRegistry {
+    /// In memory (the default).
+    #[default]
+    Memory,
+    /// In the configured DynamoDB table, through the SDK's usual settings.
+    Dynamo,
 }
 
 impl Default for Settings {
@@ -53,6 +65,7 @@ impl Default for Settings {
             max_frame_bytes: MAX_FRAME_BYTES,
             max_message_bytes: MAX_MESSAGE_BYTES,
             page: None,
+            registry: LocalRegistry::Memory,
         }
     }
 }
@@ -84,6 +97,16 @@ impl Settings {
                 ),
             };
         }
+        settings.registry = match var("LAWCKET_LOCAL_REGISTRY").as_deref() {
+            None | Some("memory") => LocalRegistry::Memory,
+            Some("dynamodb") => LocalRegistry::Dynamo,
+            Some(other) => {
+                return Err(Error::Env {
+                    var: "LAWCKET_LOCAL_REGISTRY".into(),
+                    problem: format!("{other:?}: expected `memory` or `dynamodb`"),
+                })
+            }
+        };
         if let Some(idle) = seconds("LAWCKET_LOCAL_IDLE_TIMEOUT")? {
             settings.idle_timeout = idle;
         }

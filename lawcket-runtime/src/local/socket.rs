@@ -11,6 +11,7 @@ use tokio::time::{sleep_until, Instant};
 use super::events::{self, internal_error, Data, Peer};
 use super::state::{Gateway, Outgoing};
 use crate::clock::now_ms;
+use crate::error::chain;
 
 const GOING_AWAY: u16 = 1001;
 const TOO_BIG: u16 = 1009;
@@ -87,7 +88,7 @@ pub(crate) async fn disconnected(gateway: &Gateway, peer: &Peer, code: u16, reas
     tracing::info!(connection_id = %peer.connection_id, code, reason, "disconnected");
     let request = events::disconnect(peer, code, reason);
     if let Err(error) = gateway.pipeline.run(request).await {
-        tracing::error!(%error, "$disconnect failed");
+        tracing::error!(error = %chain(&error), "$disconnect failed");
     }
 }
 
@@ -101,7 +102,7 @@ fn dispatch(gateway: &Arc<Gateway>, peer: &Peer, tx: &mpsc::UnboundedSender<Outg
     let id = peer.connection_id.clone();
     tokio::spawn(async move {
         if let Err(error) = gateway.pipeline.run(request).await {
-            tracing::error!(%error, connection_id = %id, "message failed");
+            tracing::error!(error = %chain(&error), connection_id = %id, "message failed");
             let _ = tx.send(Outgoing::Data(internal_error(&id)));
         }
     });

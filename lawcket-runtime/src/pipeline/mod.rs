@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::connection::{Connection, Kind};
-use crate::error::Error;
+use crate::error::{chain, Error};
 use crate::event::Event;
 use crate::host::Host;
 use crate::invocation::{Handler, Invocation, Middleware};
@@ -179,10 +179,10 @@ impl Pipeline {
         if let Err(error) = &result {
             if self.auto_sync || registration.is_registered() {
                 if let Err(release) = self.registry.release(&id).await {
-                    tracing::error!(error = %release, "could not remove the refused connection; its TTL will reap it");
+                    tracing::error!(error = %chain(&release), "could not remove the refused connection; its TTL will reap it");
                 }
             }
-            tracing::debug!(%error, "handler refused the connection");
+            tracing::debug!(error = %chain(error), "handler refused the connection");
         }
         result
     }
@@ -210,7 +210,7 @@ impl Pipeline {
             (Ok(()), Ok(())) => Ok(()),
             (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
             (Err(error), Err(release)) => {
-                tracing::error!(error = %release, "releasing the connection failed too");
+                tracing::error!(error = %chain(&release), "releasing the connection failed too");
                 Err(error)
             }
         }

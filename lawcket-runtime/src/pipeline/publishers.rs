@@ -1,6 +1,6 @@
 //! One [`Publisher`] per management endpoint and stage (one of each on
 //! Lambda), built on first use and kept: the process's only cache of
-//! management clients.
+//! management clients. Publishers of one endpoint share its client.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,17 +49,22 @@ impl Publishers {
         );
         let key = (endpoint, connection.stage().to_owned());
         let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(key)
-            .or_insert_with_key(|(endpoint, stage)| {
-                Publisher::from_parts(
-                    crate::management::client(&self.sdk, endpoint, &self.timeouts),
-                    endpoint.clone(),
-                    self.registry.clone(),
-                    Some(stage.clone()),
-                    self.concurrency,
-                )
-            })
-            .clone()
+        if let Some(publisher) = cache.get(&key) {
+            return publisher.clone();
+        }
+        let client = cache
+            .iter()
+            .find(|((endpoint, _), _)| *endpoint == key.0)
+            .map(|(_, publisher)| publisher.client().clone())
+            .unwrap_or_else(|| crate::management::client(&self.sdk, &key.0, &self.timeouts));
+        let publisher = Publisher::from_parts(
+            client,
+            key.0.clone(),
+            self.registry.clone(),
+            Some(key.1.clone()),
+            self.concurrency,
+        );
+        cache.insert(key, publisher.clone());
+        publisher
     }
 }

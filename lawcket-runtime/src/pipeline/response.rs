@@ -3,7 +3,7 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 
-use crate::error::Error;
+use crate::error::{chain, Error};
 
 /// 200: the event was handled (on `$connect`, the connection is accepted).
 pub(super) fn ok() -> ApiGatewayProxyResponse {
@@ -20,7 +20,7 @@ pub(super) fn ok() -> ApiGatewayProxyResponse {
 /// the invocation's span (connection and request id).
 pub(super) fn refuse(error: Error) -> ApiGatewayProxyResponse {
     let status = error.status();
-    tracing::error!(%error, status, "connection refused");
+    tracing::error!(error = %chain(&error), status, "connection refused");
     let reason = aws_lambda_events::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

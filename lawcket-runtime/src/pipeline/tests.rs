@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::encodings::Body as ResponseBody;
 
 use super::*;
-use crate::error::BoxError;
+use crate::error::{chain, BoxError};
 use crate::event::Body;
 use crate::registry::Memory;
 use crate::sync::SyncValue;
@@ -93,7 +93,7 @@ async fn failing_connect_handler_removes_the_item_and_refuses() {
     assert_eq!(body, "Internal Server Error");
     // The error itself is what the lifecycle returns (and logs).
     let err = refusal(&pipeline).await;
-    assert_eq!(err.to_string(), "the handler failed: boom");
+    assert_eq!(chain(&err).to_string(), "the handler failed: boom");
 }
 
 /// The error behind a `$connect` refusal, from the lifecycle itself.
@@ -167,7 +167,7 @@ async fn disconnect_releases_even_when_the_handler_fails() {
     pipeline.run(fixture("connect.json")).await.unwrap();
     assert_eq!(memory.len(), 1);
     let err = pipeline.run(fixture("disconnect.json")).await.unwrap_err();
-    assert!(err.to_string().contains("handler failed on close"));
+    assert!(chain(&err).to_string().contains("handler failed on close"));
     assert!(memory.is_empty(), "released although the handler failed");
 }
 
@@ -240,7 +240,9 @@ async fn a_panicking_connect_handler_is_refused_and_leaves_nothing_stored() {
     assert_eq!(body, "Internal Server Error");
     let err = refusal(&pipeline).await;
     assert!(
-        err.to_string().contains("panicked: boom in the handler"),
+        chain(&err)
+            .to_string()
+            .contains("panicked: boom in the handler"),
         "{err}"
     );
 }
@@ -251,4 +253,31 @@ async fn a_rejection_with_a_success_status_still_refuses() {
     let response = pipeline.run(fixture("connect.json")).await.unwrap();
     assert_eq!(response.status_code, 500);
     assert!(memory.is_empty());
+}
+
+#[tokio::test]
+async fn a_panicking_middleware_on_disconnect_still_releases() {
+    let memory = Arc::new(Memory::new());
+    let middleware = |event: Event, connection: Connection| async move {
+        if connection.kind() == Kind::Close {
+            panic!("boom in the middleware");
+        }
+        Ok::<Event, BoxError>(event)
+    };
+    let config = Config::new("t").middleware("explode", middleware);
+    let handler = |_: Invocation| async { Ok::<(), BoxError>(()) };
+    let pipeline = build(config, Registry::Memory(Arc::clone(&memory)), handler);
+    pipeline.run(fixture("connect.json")).await.unwrap();
+    assert_eq!(memory.len(), 1);
+    let err = pipeline.run(fixture("disconnect.json")).await.unwrap_err();
+    assert!(
+        chain(&err)
+            .to_string()
+            .contains("panicked: boom in the middleware"),
+        "{err}"
+    );
+    assert!(
+        memory.is_empty(),
+        "released although the middleware panicked"
+    );
 }

@@ -2,10 +2,12 @@
 //! plugins, and the panic guard around each, so a failure in user code is an
 //! error the pipeline can clean up after.
 
+use std::future::Future;
+
 use crate::connection::Connection;
-use crate::error::{BoxError, Error};
+use crate::error::{chain, BoxError, Error};
 use crate::event::Event;
-use crate::invocation::{Handler, HandlerFuture, Invocation, Middleware};
+use crate::invocation::{Handler, Invocation, Middleware};
 
 /// Each middleware in order; the first error stops everything.
 pub(super) async fn middleware(
@@ -14,8 +16,7 @@ pub(super) async fn middleware(
     connection: &Connection,
 ) -> Result<Event, Error> {
     for (name, middleware) in chain {
-        event = middleware
-            .call(event, connection.clone())
+        event = guarded(|| middleware.call(event, connection.clone()))
             .await
             .map_err(|e| Error::from_user(&format!("middleware `{name}`"), e))?;
     }
@@ -36,7 +37,7 @@ pub(super) async fn handle(
             async move {
                 guarded(|| plugin.call(invocation)).await.map_err(|e| {
                     let error = Error::from_user(&format!("plugin `{name}`"), e);
-                    tracing::error!(plugin = %name, %error, "plugin failed");
+                    tracing::error!(plugin = %name, error = %chain(&error), "plugin failed");
                     error
                 })
             }
@@ -52,7 +53,10 @@ pub(super) async fn handle(
 
 /// Runs user code, turning a panic into an error so the pipeline still cleans
 /// up (a stored `$connect` item is removed, a `$disconnect` still releases).
-async fn guarded(call: impl FnOnce() -> HandlerFuture) -> Result<(), BoxError> {
+async fn guarded<T, F>(call: impl FnOnce() -> F) -> Result<T, BoxError>
+where
+    F: Future<Output = Result<T, BoxError>>,
+{
     use futures_util::FutureExt;
     use std::panic::AssertUnwindSafe;
     let outcome = match std::panic::catch_unwind(AssertUnwindSafe(call)) {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lawcket_rules::attributes::{CONNECTED_AT, CONNECTION_ID, DOMAIN_NAME, STAGE, TTL, UPDATED_AT};
 
@@ -112,22 +112,24 @@ impl Dynamo {
         R: std::fmt::Debug,
         aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
     {
+        // The hint only: the SDK's own account of it is the source.
         let message = match error.code() {
-            Some("ResourceNotFoundException") => format!(
-                "the table does not exist in this account and region; create it (hash key \
-                 `connectionId`, type S) or fix the table name, AWS_REGION or AWS_ENDPOINT_URL ({})",
-                error.message().unwrap_or("resource not found")
-            ),
-            Some("AccessDeniedException") => format!(
-                "access denied; the function's role needs dynamodb:{operation} on this table ({})",
-                error.message().unwrap_or("no details")
-            ),
-            _ => match &error {
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-                    "DynamoDB could not be reached: {}",
-                    DisplayErrorContext(&error)
-                ),
-                _ => DisplayErrorContext(&error).to_string(),
+            Some("ResourceNotFoundException") => "the table does not exist in this account and \
+                 region; create it (hash key `connectionId`, type S) or fix the table name, \
+                 AWS_REGION or AWS_ENDPOINT_URL"
+                .to_owned(),
+            Some("AccessDeniedException") => {
+                format!(
+                    "access denied; the function's role needs dynamodb:{operation} on this table"
+                )
+            }
+            Some(code) => format!("DynamoDB answered {code}"),
+            None => match &error {
+                SdkError::TimeoutError(_) => {
+                    "DynamoDB did not answer in time (LAWCKET_DYNAMODB_TIMEOUT)".to_owned()
+                }
+                SdkError::DispatchFailure(_) => "DynamoDB could not be reached".to_owned(),
+                _ => "the request failed".to_owned(),
             },
         };
         Error::Registry {

@@ -54,7 +54,8 @@ impl Registry {
     }
 
     /// Removes a connection that answered 410, unless it opened less than
-    /// [`CONNECTING_GRACE_MS`] before `now_ms` (it may still be connecting).
+    /// API Gateway's 29 s integration timeout before `now_ms` (its `$connect`
+    /// may still be running).
     /// Answers whether it was removed (or was not there).
     pub async fn release_gone(&self, connection_id: &str, now_ms: i64) -> Result<bool, Error> {
         let cutoff = now_ms - CONNECTING_GRACE_MS;
