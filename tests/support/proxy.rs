@@ -61,18 +61,21 @@ impl Proxy {
     }
 
     /// Delivers what was held, in order, one request at a time, then relays
-    /// as usual.
-    pub async fn resume(&self) {
+    /// as usual. Answers how many held requests were delivered.
+    pub async fn resume(&self) -> usize {
+        let mut delivered = 0;
         loop {
             let next = self.state.held.lock().unwrap().pop_front();
             let Some(ticket) = next else { break };
             let (done, answered) = oneshot::channel();
             if ticket.send(done).is_ok() {
+                delivered += 1;
                 // Until the server answered (or closed), at most 2 s.
                 let _ = tokio::time::timeout(Duration::from_secs(2), answered).await;
             }
         }
         self.state.paused.send_replace(false);
+        delivered
     }
 
     /// Cuts (or stops cutting) every connection that sends data.

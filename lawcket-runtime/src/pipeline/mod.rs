@@ -85,7 +85,7 @@ impl Pipeline {
     }
 
     /// A pipeline on `registry` whose posts go through clients built from
-    /// `sdk` (lawcket's own tests).
+    /// `sdk` (lawcket's own tests); panics on a configuration it refuses.
     #[cfg(feature = "test-util")]
     pub fn new(
         config: Config,
@@ -94,14 +94,25 @@ impl Pipeline {
         endpoint_override: Option<String>,
         handler: impl Handler,
     ) -> Self {
-        let timeouts = crate::host::Timeouts::from_env().expect("valid timeouts");
+        Self::try_new(config, registry, sdk, endpoint_override, handler)
+            .expect("a valid configuration")
+    }
+
+    /// [`Pipeline::new`], answering the refusal of a bad configuration.
+    #[cfg(feature = "test-util")]
+    pub fn try_new(
+        config: Config,
+        registry: Registry,
+        sdk: aws_config::SdkConfig,
+        endpoint_override: Option<String>,
+        handler: impl Handler,
+    ) -> Result<Self, Error> {
         let host = Host {
             sdk,
             registry,
-            timeouts,
+            timeouts: crate::host::Timeouts::from_env()?,
         };
         Self::assemble(config, host, endpoint_override, Box::new(handler))
-            .expect("a valid configuration")
     }
 
     /// The registry connections are kept in.
@@ -218,7 +229,7 @@ impl Pipeline {
 
     /// After middleware: the handler, with a publisher for the sender's stage.
     async fn message(&self, event: Event, connection: Connection) -> Result<(), Error> {
-        let publisher = self.publishers.for_connection(&connection);
+        let publisher = self.publishers.for_connection(&connection)?;
         let publish = Publish::new(connection.id(), publisher);
         self.call(self.invocation(event, connection, Some(publish)))
             .await

@@ -9,6 +9,7 @@ use aws_config::timeout::TimeoutConfig;
 
 use crate::connection::Connection;
 use crate::endpoint::management_endpoint;
+use crate::error::Error;
 use crate::publisher::Publisher;
 use crate::registry::Registry;
 
@@ -41,16 +42,16 @@ impl Publishers {
     }
 
     /// The publisher for `connection`'s API stage.
-    pub(super) fn for_connection(&self, connection: &Connection) -> Publisher {
+    pub(super) fn for_connection(&self, connection: &Connection) -> Result<Publisher, Error> {
         let endpoint = management_endpoint(
             connection,
             self.endpoint_override.as_deref(),
             self.sdk.region().map(|r| r.as_ref()),
-        );
+        )?;
         let key = (endpoint, connection.stage().to_owned());
         let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(publisher) = cache.get(&key) {
-            return publisher.clone();
+            return Ok(publisher.clone());
         }
         let client = cache
             .iter()
@@ -65,6 +66,6 @@ impl Publishers {
             self.concurrency,
         );
         cache.insert(key, publisher.clone());
-        publisher
+        Ok(publisher)
     }
 }

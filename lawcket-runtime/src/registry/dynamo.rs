@@ -143,10 +143,13 @@ impl Dynamo {
 
 fn to_attributes(item: &Item) -> HashMap<String, AttributeValue> {
     let mut map = HashMap::with_capacity(5 + item.fields.len());
+    // A reserved name is never written from a sync field (configurations
+    // refuse them; this does not rely on that).
     for (name, value) in &item.fields {
-        map.insert(name.clone(), sync_value(value));
+        if !lawcket_rules::is_reserved(name) {
+            map.insert(name.clone(), sync_value(value));
+        }
     }
-    // Written after the sync fields so a reserved name can never be overwritten.
     let own = [
         (CONNECTION_ID, AttributeValue::S(item.connection_id.clone())),
         (DOMAIN_NAME, AttributeValue::S(item.domain_name.clone())),
@@ -334,5 +337,35 @@ impl Dynamo {
             .send()
             .await;
         self.conditional("UpdateItem", result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_field_never_overwrites_what_lawcket_writes() {
+        // Configurations refuse reserved names; the item writer does not rely
+        // on that.
+        let item = Item {
+            connection_id: "real=".into(),
+            domain_name: "example.com".into(),
+            stage: "prod".into(),
+            fields: lawcket_rules::RESERVED_ATTRIBUTES
+                .iter()
+                .map(|name| (name.to_string(), SyncValue::from("forged")))
+                .collect(),
+            connected_at: 1,
+            ttl: 2,
+        };
+        let map = to_attributes(&item);
+        assert_eq!(map[CONNECTION_ID], AttributeValue::S("real=".into()));
+        assert_eq!(map[STAGE], AttributeValue::S("prod".into()));
+        assert_eq!(map[TTL], AttributeValue::N("2".into()));
+        assert_eq!(map[CONNECTED_AT], AttributeValue::N("1".into()));
+        assert_eq!(map[DOMAIN_NAME], AttributeValue::S("example.com".into()));
+        assert!(!map.contains_key(UPDATED_AT), "{map:?}");
+        assert_eq!(map.len(), 5);
     }
 }
