@@ -10,12 +10,12 @@
 //! | module | holds |
 //! |---|---|
 //! | `limits`, `clock` | AWS's numbers and lawcket's defaults; the one clock |
-//! | `error` | [`Error`], and its Lambda diagnostic |
+//! | `error`, `env` | [`Error`] and its Lambda diagnostic; the one reader of lawcket's variables |
 //! | `connection`, `event` | what an event says: [`Connection`], [`Event`] and its [`Body`] |
 //! | `sync` | sync fields and their rules ([`SyncValue`], [`Dynamic`]) |
 //! | `registry` | where connections are kept: DynamoDB or memory |
 //! | `management`, `endpoint` | the `@connections` API: clients, posts, which endpoint |
-//! | `host` | one assembly step: SDK settings and registry, built once |
+//! | `host` | one assembly step: SDK settings, call timeouts and registry, built once |
 //! | `report`, `publisher`, `publish` | sending: [`Publisher`], [`Report`], the handler's [`Publish`] |
 //! | `registration` | a connection's item, and [`Registration`] for the handler |
 //! | `invocation` | what user code receives and returns ([`FromInvocation`], [`HandlerOutput`], ...) |

@@ -54,7 +54,12 @@ async fn root(
             .get(header::USER_AGENT)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
-        domain_name: host.split(':').next().unwrap_or(host).to_owned(),
+        // The host without its port; an IPv6 literal (`[::1]:3001`) is not a
+        // host name API Gateway could send, so it stands as `localhost`.
+        domain_name: match host.split(':').next() {
+            Some(name) if !name.is_empty() && !name.starts_with('[') => name.to_owned(),
+            _ => "localhost".to_owned(),
+        },
         stage: gateway.settings.stage.clone(),
     };
     let request = events::connect(&peer, &headers, uri.query());
