@@ -344,7 +344,7 @@ async fn set_writes_declared_fields_only_and_never_resurrects() {
     );
     assert!(results[2].contains("` ` is not allowed"), "{}", results[2]);
     assert!(
-        results[3].contains("sync field `app` cannot hold"),
+        results[3].contains("sync field `app` is fixed"),
         "{}",
         results[3]
     );

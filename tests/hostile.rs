@@ -12,6 +12,22 @@ use support::function::{error_type, status, Function};
 use support::runtime_api::{Outcome, RuntimeApi};
 use support::{fixture, moto};
 
+async fn stored(client: &aws_sdk_dynamodb::Client) -> bool {
+    client
+        .get_item()
+        .table_name(env!("CONNECTIONS_TABLE"))
+        .key(
+            "connectionId",
+            aws_sdk_dynamodb::types::AttributeValue::S("0PYxyh3bqNs7z8s=".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .is_some()
+}
+
 /// A secret no log line may contain.
 const SECRET: &str = "lawcket-test-secret-9f3c1e7a";
 
@@ -327,6 +343,19 @@ async fn hostile_events_get_typed_errors_and_the_function_keeps_serving() {
     }
     println!("{}", table.join("\n"));
 
+    // A $disconnect with a forged field is refused, and the connection is
+    // released all the same: it is gone either way.
+    assert_eq!(status(&runtime.invoke(fixture("connect.json")).await), 200);
+    assert!(stored(&dynamo).await, "stored on $connect");
+    let mut forged = fixture("disconnect.json");
+    forged["requestContext"]["domainName"] = json!("evil.com/x");
+    let outcome = runtime.invoke(forged).await;
+    assert_eq!(error_type(&outcome), "lawcket::Error::MalformedEvent");
+    assert!(
+        !stored(&dynamo).await,
+        "released although the event was malformed"
+    );
+
     let log = function.log();
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains(SECRET), "the secret key reached the log");
@@ -345,7 +374,13 @@ async fn no_credential_or_signature_is_logged_even_at_trace() {
     env.push(("AWS_SECRET_ACCESS_KEY", SECRET.into()));
     env.push(("AWS_SESSION_TOKEN", format!("{SECRET}-token")));
     env.push(("LAWCKET_MANAGEMENT_ENDPOINT", connections.url.clone()));
-    env.push(("AWS_LAMBDA_LOG_LEVEL", "trace".into()));
+    // Everything at trace, and the SDK's request logging asked for by name
+    // and through lawcket's span: the forms that could widen a plain filter.
+    env.push((
+        "AWS_LAMBDA_LOG_LEVEL",
+        "trace,aws_smithy_runtime::client::orchestrator=trace,aws_sigv4=trace,[lawcket]=trace"
+            .into(),
+    ));
     let function = Function::spawn("echo", env);
 
     // Signed calls to DynamoDB and to @connections, and a 410.

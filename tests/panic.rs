@@ -12,7 +12,7 @@ use support::fixture;
 use support::function::{error_type, status};
 use support::runtime_api::{Outcome, RuntimeApi};
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_panicking_handler_is_an_error_report_and_the_process_serves_on() {
     let runtime = RuntimeApi::start().await;
     // lambda_runtime reads its configuration from the environment; this test

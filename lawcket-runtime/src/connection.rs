@@ -61,7 +61,9 @@ impl Connection {
             Some(v) if !v.is_empty() => shape.check(name, v).map(|()| v.to_owned()),
             _ => Err(missing(name)),
         };
-        if let Some(api_id) = &context.apiid {
+        // An empty apiId is taken as absent.
+        let api_id = context.apiid.clone().filter(|id| !id.is_empty());
+        if let Some(api_id) = &api_id {
             Shape::ApiId.check("apiId", api_id)?;
         }
         // API Gateway stamps it in epoch ms; 0 means absent (the item then
@@ -82,7 +84,7 @@ impl Connection {
                 Kind::Close => "$disconnect".into(),
                 Kind::Message => "$default".into(),
             }),
-            api_id: context.apiid.clone(),
+            api_id,
             connected_at: context.connected_at,
         })
     }
@@ -122,6 +124,28 @@ impl Connection {
     pub fn connected_at(&self) -> i64 {
         self.connected_at
     }
+}
+
+/// Whether `stage` is a stage name API Gateway could send.
+pub(crate) fn is_stage(stage: &str) -> bool {
+    !stage.is_empty() && Shape::Stage.check("stage", stage).is_ok()
+}
+
+/// Whether `name` is a domain name API Gateway could send.
+pub(crate) fn is_domain_name(name: &str) -> bool {
+    !name.is_empty() && Shape::DomainName.check("domainName", name).is_ok()
+}
+
+/// The connection a `$disconnect` event is for, when its id is well formed,
+/// even if another field is not: the connection is gone either way, and its
+/// release must not wait on the rest of the event.
+pub(crate) fn disconnected_id(request: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
+    let context = &request.request_context;
+    let id = context.connection_id.as_deref()?;
+    let ok = context.event_type.as_deref() == Some("DISCONNECT")
+        && !id.is_empty()
+        && Shape::ConnectionId.check("connectionId", id).is_ok();
+    ok.then_some(id)
 }
 
 /// 2100-01-01 in epoch milliseconds: a later `connectedAt` is no timestamp.

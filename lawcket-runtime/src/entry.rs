@@ -72,10 +72,11 @@ async fn serve_local(_: Config, _: Box<dyn Handler>) -> Result<(), Error> {
     ))
 }
 
-/// Targets kept at `info` whatever level is asked for: the SDK's signing and
-/// HTTP layers print canonical requests and headers (`Authorization`,
-/// `X-Amz-Security-Token`) at debug and trace, and lambda_runtime stops serving
-/// on a payload that is not UTF-8 while its trace logging is on.
+/// Targets never logged below `info`, whatever filter is asked for: the SDK's
+/// signing and HTTP layers print canonical requests and signed headers
+/// (`Authorization`, `X-Amz-Security-Token`) at debug and trace, and
+/// lambda_runtime stops serving on a payload that is not UTF-8 while its trace
+/// logging is on. A prefix covers the target's modules.
 const CAPPED: &[&str] = &[
     "aws_sigv4",
     "aws_smithy_runtime",
@@ -89,27 +90,65 @@ const CAPPED: &[&str] = &[
     "lambda_runtime::layers::api_response",
 ];
 
+/// Whether an event or span of `target` at `level` may be logged at all.
+fn allowed(target: &str, level: &tracing::Level) -> bool {
+    let capped = CAPPED.iter().any(|cap| {
+        target
+            .strip_prefix(cap)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    !capped || *level <= tracing::Level::INFO
+}
+
 fn init_tracing(on_lambda: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     // Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL; RUST_LOG otherwise.
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let filter = CAPPED.iter().fold(
-        EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
-        |filter, target| match format!("{target}=info").parse() {
-            Ok(directive) => filter.add_directive(directive),
-            Err(_) => filter,
-        },
-    );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let asked = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second filter the user's cannot widen: no directive, however specific
+    // (`aws_smithy_runtime::client::orchestrator=trace`, `[lawcket]=trace`),
+    // lets a capped target through below info.
+    let filter = asked.and(filter_fn(|meta| allowed(meta.target(), meta.level())));
+    let layer = tracing_subscriber::fmt::layer().with_target(false);
     // CloudWatch stamps every line and shows no colours.
-    let result = if on_lambda {
-        builder.without_time().with_ansi(false).try_init()
+    let layer = if on_lambda {
+        layer.without_time().with_ansi(false).boxed()
     } else {
-        builder.try_init()
+        layer.boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init();
     drop(result); // A subscriber installed by the user first wins.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+    use tracing::Level;
+
+    #[test]
+    fn capped_targets_never_log_below_info() {
+        for target in [
+            "aws_sigv4",
+            "aws_sigv4::http_request::sign",
+            "aws_smithy_runtime::client::orchestrator",
+            "hyper_util::client::legacy::pool",
+            "lambda_runtime::layers::api_response",
+        ] {
+            assert!(!allowed(target, &Level::TRACE), "{target}");
+            assert!(!allowed(target, &Level::DEBUG), "{target}");
+            assert!(allowed(target, &Level::INFO), "{target}");
+        }
+        assert!(allowed("lawcket_runtime::pipeline", &Level::TRACE));
+        assert!(
+            allowed("aws_sigv4_extra", &Level::TRACE),
+            "a prefix is a module"
+        );
+    }
 }

@@ -10,8 +10,10 @@ pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// A positive number of seconds (fractions allowed), when the variable is set.
+/// A positive number of seconds (fractions allowed, at most a day), when the
+/// variable is set.
 pub(crate) fn seconds(name: &str) -> Result<Option<Duration>, Error> {
+    const DAY: f64 = 86_400.0;
     let Some(value) = var(name) else {
         return Ok(None);
     };
@@ -19,10 +21,11 @@ pub(crate) fn seconds(name: &str) -> Result<Option<Duration>, Error> {
         .trim()
         .parse::<f64>()
         .ok()
-        .filter(|s| *s > 0.0 && s.is_finite())
-        .map(|s| Some(Duration::from_secs_f64(s)))
+        .filter(|s| *s > 0.0 && *s <= DAY)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(Some)
         .ok_or_else(|| Error::Env {
             var: name.into(),
-            problem: format!("{value:?} is not a positive number of seconds"),
+            problem: format!("{value:?} is not a number of seconds above 0 and at most {DAY}"),
         })
 }

@@ -14,6 +14,7 @@ use crate::env;
 use crate::error::Error;
 use crate::limits::{
     ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, DEFAULT_DYNAMODB_TIMEOUT, DEFAULT_POST_TIMEOUT,
+    INTEGRATION_TIMEOUT,
 };
 use crate::registry::{Dynamo, Memory, Registry};
 
@@ -68,19 +69,33 @@ impl Timeouts {
         let dynamodb =
             env::seconds("LAWCKET_DYNAMODB_TIMEOUT")?.unwrap_or(DEFAULT_DYNAMODB_TIMEOUT);
         let post = env::seconds("LAWCKET_POST_TIMEOUT")?.unwrap_or(DEFAULT_POST_TIMEOUT);
+        // A refused $connect may wait for a store and its compensating delete.
+        if dynamodb * 2 >= INTEGRATION_TIMEOUT - Duration::from_secs(9) {
+            tracing::warn!(
+                ?dynamodb,
+                "LAWCKET_DYNAMODB_TIMEOUT is long: a refused $connect waits up to twice it, and \
+                 API Gateway gives up after 29 s, when a store may still land"
+            );
+        }
         Ok(Timeouts {
-            dynamodb: bounds(dynamodb),
-            post: bounds(post),
+            // A DynamoDB call is safe to repeat: a hung attempt is retried.
+            dynamodb: bounds(dynamodb, Some(ATTEMPT_TIMEOUT)),
+            // A post is not: an attempt that timed out may have been delivered,
+            // so it is not retried; throttling and 5xx answers still are.
+            post: bounds(post, None),
         })
     }
 }
 
-fn bounds(operation: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
+fn bounds(operation: Duration, attempt: Option<Duration>) -> TimeoutConfig {
+    let builder = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT.min(operation))
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(operation))
-        .operation_timeout(operation)
-        .build()
+        .operation_timeout(operation);
+    match attempt {
+        Some(attempt) => builder.operation_attempt_timeout(attempt.min(operation)),
+        None => builder,
+    }
+    .build()
 }
 
 impl Host {

@@ -31,8 +31,9 @@ pub(crate) const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 
 /// How long after `connectedAt` a 410 does not prove a connection gone: while
 /// its `$connect` runs, posts to the new id answer 410 too, and releasing it
 /// then would leave a live connection untracked. A `$connect` cannot run past
-/// the integration timeout, so after that a 410 means gone.
-pub(crate) const CONNECTING_GRACE_MS: i64 = INTEGRATION_TIMEOUT.as_millis() as i64;
+/// the integration timeout, so after that a 410 means gone; one more second
+/// allows for skew between API Gateway's clock and the function's.
+pub(crate) const CONNECTING_GRACE_MS: i64 = INTEGRATION_TIMEOUT.as_millis() as i64 + 1_000;
 
 /// Default lifetime of a registry item: API Gateway's maximum connection
 /// duration plus 10 minutes of margin for clock skew and slow `$disconnect`s.
@@ -44,12 +45,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as
 /// with `LAWCKET_DYNAMODB_TIMEOUT` (seconds).
 pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Default bound on one `@connections` post, retries included (5 attempts
-/// with backoff on throttling). Override it with `LAWCKET_POST_TIMEOUT`.
+/// Default bound on one `@connections` post, retries of throttling and 5xx
+/// answers included. Override it with `LAWCKET_POST_TIMEOUT`.
 pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bound on one attempt of a call: a request that hangs is given up and
-/// retried while the call's own bound allows.
+/// Bound on one attempt of a DynamoDB call: a request that hangs is given up
+/// and retried while the call's own bound allows.
 pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Bound on opening a connection to DynamoDB or API Gateway (milliseconds

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::connection::{is_domain_name, is_stage};
 use crate::endpoint::{override_from_env, ENDPOINT_ENV};
 use crate::error::Error;
 use crate::host::{Host, Sdk, Store};
@@ -326,6 +327,7 @@ fn check_size(data: &[u8]) -> Result<(), Error> {
 pub struct PublisherBuilder {
     table: Option<String>,
     endpoint: Option<String>,
+    domain: Option<(String, String)>,
     stage: Option<String>,
     indexes: Vec<(String, String)>,
     concurrency: Option<usize>,
@@ -356,7 +358,10 @@ impl PublisherBuilder {
 
     /// The endpoint from the API's domain name and stage, as in a connection's
     /// `domainName` and `stage`.
+    /// Both are checked as lawcket checks them in events (a host name, one
+    /// path segment) when the publisher is built.
     pub fn domain(mut self, domain_name: &str, stage: &str) -> Self {
+        self.domain = Some((domain_name.to_owned(), stage.to_owned()));
         self.endpoint = Some(format!("https://{domain_name}/{stage}"));
         self.stage = Some(stage.to_owned());
         self
@@ -396,6 +401,14 @@ impl PublisherBuilder {
         let table = self
             .table
             .ok_or_else(|| Error::Config("Publisher::builder() needs .table(...)".into()))?;
+        if let Some((domain, stage)) = &self.domain {
+            if !is_domain_name(domain) || !is_stage(stage) {
+                return Err(Error::Config(format!(
+                    "Publisher::builder().domain({domain:?}, {stage:?}): expected a host name \
+                     and a stage name (letters, digits, - and _)"
+                )));
+            }
+        }
         let endpoint = override_from_env().or(self.endpoint).ok_or_else(|| {
             Error::Config(format!(
                 "Publisher::builder() needs .endpoint(...) or .domain(...), or {ENDPOINT_ENV} set"

@@ -28,6 +28,9 @@ pub struct Registration {
     schema: Arc<Schema>,
     /// Set by `register`, so a failing `$connect` removes what it stored.
     registered: Arc<AtomicBool>,
+    /// Set when `register` could not store: the `$connect` must then be
+    /// refused even if the handler goes on, or the connection is untracked.
+    failed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -52,11 +55,16 @@ impl Registration {
             registry,
             schema,
             registered: Arc::default(),
+            failed: Arc::default(),
         }
     }
 
     pub(crate) fn is_registered(&self) -> bool {
         self.registered.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn register_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// The connection this registration is for.
@@ -79,7 +87,10 @@ impl Registration {
             )));
         }
         let item = item(&self.schema, &self.connection, &self.event)?;
-        store(&self.registry, &item).await?;
+        if let Err(error) = store(&self.registry, &item).await {
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(error);
+        }
         self.registered.store(true, Ordering::SeqCst);
         Ok(())
     }

@@ -200,18 +200,23 @@ impl SyncField {
         }
     }
 
-    /// Whether `value` may be written to this field later (same type as the
-    /// fixed value; a dynamic field's rules).
+    /// Whether `value` may be written to this field later: only a dynamic
+    /// field changes, and only to a string its rules accept. A fixed field is
+    /// the same for every connection.
     pub(crate) fn check(&self, value: &SyncValue) -> Result<(), Error> {
         let field = &self.name;
         match (&self.source, value) {
             (Source::Dynamic(dynamic), SyncValue::Str(s)) => dynamic.check(field, s),
-            (Source::Fixed(SyncValue::Str(_)), SyncValue::Str(_))
-            | (Source::Fixed(SyncValue::Int(_)), SyncValue::Int(_))
-            | (Source::Fixed(SyncValue::Bool(_)), SyncValue::Bool(_)) => Ok(()),
-            _ => Err(Error::reject(
+            (Source::Dynamic(_), _) => Err(Error::reject(
                 400,
-                format!("sync field `{field}` cannot hold {value:?}: it has another type"),
+                format!("sync field `{field}` holds text; it cannot hold {value:?}"),
+            )),
+            (Source::Fixed(fixed), _) => Err(Error::reject(
+                400,
+                format!(
+                    "sync field `{field}` is fixed ({fixed:?} for every connection); only \
+                     fields taken from the request (`query(..)`, `header(..)`) change"
+                ),
             )),
         }
     }

@@ -20,6 +20,7 @@ use super::settings::Settings;
 use super::socket;
 use super::state::{Gateway, Live, Outgoing};
 use crate::clock::now_ms;
+use crate::connection::is_domain_name;
 use crate::error::chain;
 
 pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
@@ -54,10 +55,11 @@ async fn root(
             .get(header::USER_AGENT)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
-        // The host without its port; an IPv6 literal (`[::1]:3001`) is not a
-        // host name API Gateway could send, so it stands as `localhost`.
+        // The host without its port. What API Gateway could not send as a
+        // domainName (an IPv6 literal, `ws_app`, `localhost.`) stands as
+        // `localhost`, so the event stays one lawcket accepts.
         domain_name: match host.split(':').next() {
-            Some(name) if !name.is_empty() && !name.starts_with('[') => name.to_owned(),
+            Some(name) if is_domain_name(name) => name.to_owned(),
             _ => "localhost".to_owned(),
         },
         stage: gateway.settings.stage.clone(),
@@ -80,8 +82,9 @@ async fn root(
     let response = match answered.await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
+            // As API Gateway does: the status only; the reason is in the log.
             tracing::error!(error = %chain(&error), "$connect failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::connection::is_stage;
 use crate::env::{seconds, var};
 use crate::error::Error;
 use crate::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
@@ -81,6 +82,15 @@ impl Settings {
             })?;
         }
         if let Some(stage) = var("LAWCKET_LOCAL_STAGE") {
+            // API Gateway's rule for stage names, which lawcket checks in events.
+            if !is_stage(&stage) {
+                return Err(Error::Env {
+                    var: "LAWCKET_LOCAL_STAGE".into(),
+                    problem: format!(
+                        "{stage:?}: a stage name holds letters, digits, - and _ (at most 128)"
+                    ),
+                });
+            }
             settings.stage = stage;
         }
         if let Some(expression) = var("LAWCKET_LOCAL_ROUTE_SELECTION") {

@@ -20,7 +20,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::connection::{Connection, Kind};
+use crate::connection::{disconnected_id, Connection, Kind};
 use crate::error::{chain, Error};
 use crate::event::Event;
 use crate::host::Host;
@@ -130,7 +130,17 @@ impl Pipeline {
         &self,
         request: ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, Error> {
-        let connection = Connection::from_request(&request)?;
+        let connection = match Connection::from_request(&request) {
+            Ok(connection) => connection,
+            Err(error) => {
+                if let (Some(id), true) = (disconnected_id(&request), self.auto_sync) {
+                    if let Err(release) = self.registry.release(id).await {
+                        tracing::error!(error = %chain(&release), "releasing the connection failed");
+                    }
+                }
+                return Err(error);
+            }
+        };
         let span = tracing::info_span!(
             "lawcket",
             kind = ?connection.kind(),
@@ -186,7 +196,15 @@ impl Pipeline {
         let id = connection.id().to_owned();
         let invocation = self.invocation(event, connection, None);
         let registration = invocation.registration.clone();
-        let result = self.call(invocation).await;
+        let mut result = self.call(invocation).await;
+        if result.is_ok() && registration.register_failed() {
+            // The handler went on after `register()` failed: accepting would
+            // leave a live connection untracked.
+            result = Err(Error::reject(
+                500,
+                "Registration::register() failed and the handler accepted the connection anyway",
+            ));
+        }
         if let Err(error) = &result {
             if self.auto_sync || registration.is_registered() {
                 if let Err(release) = self.registry.release(&id).await {

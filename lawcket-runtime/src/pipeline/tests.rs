@@ -281,3 +281,26 @@ async fn a_panicking_middleware_on_disconnect_still_releases() {
         "released although the middleware panicked"
     );
 }
+
+#[tokio::test]
+async fn a_connect_whose_manual_register_failed_is_refused_even_if_the_handler_goes_on() {
+    // DynamoDB that nobody listens on: every store fails at once.
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "t"),
+        ))
+        .build();
+    let dynamo = crate::registry::Dynamo::new(aws_sdk_dynamodb::Client::new(&sdk), "t");
+    let registry = Registry::Dynamo(Arc::new(dynamo));
+    let handler = |invocation: Invocation| async move {
+        // Ignores the error: the pipeline must not accept the connection.
+        let _ = invocation.registration().register().await;
+        Ok::<(), BoxError>(())
+    };
+    let pipeline = build(Config::new("t").manual_sync(), registry, handler);
+    let response = pipeline.run(fixture("connect.json")).await.unwrap();
+    assert_eq!(response.status_code, 500);
+}

@@ -320,6 +320,12 @@ impl Dynamo {
         field: &str,
         value: &SyncValue,
     ) -> Result<bool, Error> {
+        // Only declared fields reach here; this does not rely on it.
+        if lawcket_rules::is_reserved(field) {
+            return Err(Error::Config(format!(
+                "`{field}` is written by lawcket itself and cannot be set"
+            )));
+        }
         let now = now_ms();
         let result = self
             .client
