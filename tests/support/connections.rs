@@ -69,6 +69,11 @@ impl Connections {
             .insert(connection_id.to_owned(), (status, times));
     }
 
+    /// Ends every failure set up with [`Connections::fail`].
+    pub fn clear_failures(&self) {
+        self.inner.flaky.lock().unwrap().clear();
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         *self.inner.latency.lock().unwrap() = latency;
     }
