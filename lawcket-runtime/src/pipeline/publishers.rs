@@ -13,6 +13,9 @@ use crate::error::Error;
 use crate::publisher::Publisher;
 use crate::registry::Registry;
 
+/// Publishers kept at most; past it the cache starts again.
+const MAX_PUBLISHERS: usize = 64;
+
 #[derive(Debug)]
 pub(super) struct Publishers {
     sdk: aws_config::SdkConfig,
@@ -52,6 +55,11 @@ impl Publishers {
         let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(publisher) = cache.get(&key) {
             return Ok(publisher.clone());
+        }
+        // On Lambda there is one entry; events naming ever new domains (forged,
+        // or many custom domains) must not grow it without bound.
+        if cache.len() >= MAX_PUBLISHERS {
+            cache.clear();
         }
         let client = cache
             .iter()
