@@ -95,6 +95,10 @@ async fn table_items(
         .send();
     while let Some(page) = pages.next().await {
         for item in page.unwrap().items.unwrap_or_default() {
+            // A refused connection's marker is no connection (and TTL-bound).
+            if item.contains_key("refusedAt") {
+                continue;
+            }
             let id = item["connectionId"].as_s().unwrap().clone();
             let ttl = item.get("ttl").and_then(|t| t.as_n().ok()?.parse().ok());
             items.insert(id, ttl);

@@ -13,8 +13,10 @@ use support::{fixture, moto};
 const TABLE: &str = env!("CONNECTIONS_TABLE");
 const ID: &str = "0PYxyh3bqNs7z8s=";
 
+/// Whether the table holds the connection as live (not only the marker of
+/// a refusal, which carries no stage and no publish reaches).
 async fn stored(client: &aws_sdk_dynamodb::Client) -> bool {
-    client
+    let item = client
         .get_item()
         .table_name(TABLE)
         .key("connectionId", AttributeValue::S(ID.into()))
@@ -22,8 +24,8 @@ async fn stored(client: &aws_sdk_dynamodb::Client) -> bool {
         .send()
         .await
         .unwrap()
-        .item
-        .is_some()
+        .item;
+    item.is_some_and(|item| item.contains_key("stage") && !item.contains_key("refusedAt"))
 }
 
 #[tokio::test]
@@ -50,19 +52,26 @@ async fn a_hung_dynamodb_refuses_the_connect_instead_of_hanging() {
     // give up after 30 s; with it the connection is refused.
     let outcome = runtime.invoke(fixture("connect.json")).await;
     assert_eq!(status(&outcome), 500, "{}", function.log());
-    let log = function.wait_for_log("removing it failed too");
+    let log = function.wait_for_log("marking it refused failed too");
     assert!(log.contains("did not answer in time"), "{log}");
     // And the function serves the next event.
     let outcome = runtime.invoke(fixture("disconnect.json")).await;
     assert!(matches!(outcome, Outcome::Error(_)), "{outcome:?}");
 }
 
-#[tokio::test]
-async fn a_store_that_lands_after_its_timeout_is_undone() {
+/// The function behind a proxy to moto, with a short DynamoDB bound, after a
+/// first connect and disconnect went through as usual.
+async fn behind_a_proxy() -> (
+    Proxy,
+    RuntimeApi,
+    Function,
+    aws_sdk_dynamodb::Client,
+    moto::Moto,
+) {
     let moto = moto::start();
     let client = moto.client().await;
     moto::create_table(&client, TABLE).await;
-    let proxy = Proxy::start(&moto.env()[0].1).await;
+    let proxy = Proxy::start(&moto.endpoint).await;
     let runtime = RuntimeApi::start().await;
     let mut env = runtime.env();
     env.extend(moto.env());
@@ -70,8 +79,6 @@ async fn a_store_that_lands_after_its_timeout_is_undone() {
     env.push(("AWS_ENDPOINT_URL", proxy.url.clone()));
     env.push(("LAWCKET_DYNAMODB_TIMEOUT", "0.5".into()));
     let function = Function::spawn("echo", env);
-
-    // Through the proxy as usual.
     assert_eq!(status(&runtime.invoke(fixture("connect.json")).await), 200);
     assert!(stored(&client).await);
     assert_eq!(
@@ -79,20 +86,41 @@ async fn a_store_that_lands_after_its_timeout_is_undone() {
         200
     );
     assert!(!stored(&client).await);
+    (proxy, runtime, function, client, moto)
+}
 
+#[tokio::test]
+async fn a_store_that_lands_after_its_timeout_is_undone() {
+    let (proxy, runtime, function, client, _moto) = behind_a_proxy().await;
     // DynamoDB stalls: the store times out and the connection is refused;
-    // the compensating delete times out too.
+    // marking it refused times out too.
     proxy.pause();
     let outcome = runtime.invoke(fixture("connect.json")).await;
     assert_eq!(status(&outcome), 500, "{}", function.log());
     function.wait_for_log("storing the connection failed");
     // DynamoDB resumes and processes what it held, in order: the store that
-    // timed out lands, and the delete after it.
+    // timed out lands, and the refusal marker over it.
     let delivered = proxy.resume().await;
     assert!(
         !stored(&client).await,
         "a refused connection was left in the table"
     );
-    // The late store did reach DynamoDB (and the delete after it).
     assert!(delivered >= 2, "the proxy held {delivered} requests");
+}
+
+#[tokio::test]
+async fn a_store_that_lands_after_the_refusal_cannot_bring_the_connection_back() {
+    let (proxy, runtime, function, client, _moto) = behind_a_proxy().await;
+    proxy.pause();
+    let outcome = runtime.invoke(fixture("connect.json")).await;
+    assert_eq!(status(&outcome), 500, "{}", function.log());
+    function.wait_for_log("storing the connection failed");
+    // The refusal lands first, the stalled store after it: a delete would
+    // lose this race; the marker does not.
+    let delivered = proxy.resume_newest_first().await;
+    assert!(delivered >= 2, "the proxy held {delivered} requests");
+    assert!(
+        !stored(&client).await,
+        "a store that landed after the refusal brought the connection back"
+    );
 }

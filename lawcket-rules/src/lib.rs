@@ -29,6 +29,9 @@ pub mod attributes {
     pub const UPDATED_AT: &str = "updatedAt";
     /// When DynamoDB may reap the item (its TTL attribute), epoch seconds.
     pub const TTL: &str = "ttl";
+    /// On a refused connection's marker: when it was refused, epoch
+    /// milliseconds. A store never overwrites a marker.
+    pub const REFUSED_AT: &str = "refusedAt";
 }
 
 /// The registry item attributes lawcket writes itself; a sync field may not
@@ -40,6 +43,7 @@ pub const RESERVED_ATTRIBUTES: &[&str] = &[
     attributes::CONNECTED_AT,
     attributes::UPDATED_AT,
     attributes::TTL,
+    attributes::REFUSED_AT,
 ];
 
 /// Whether `name` is one of the [`RESERVED_ATTRIBUTES`].

@@ -123,19 +123,21 @@ impl Registration {
 
 /// Stores a `$connect`'s item. If the store fails it may still land later (a
 /// request that timed out can reach DynamoDB after lawcket gave up on it), and
-/// the connection is about to be refused: a compensating delete is attempted,
-/// and the item's TTL is the last net.
+/// the connection is about to be refused: it is marked refused in its place,
+/// which a late store cannot overwrite. If even that fails, the item's TTL is
+/// the last net.
 pub(crate) async fn store(registry: &Registry, item: &Item) -> Result<(), Error> {
     let Err(error) = registry.store(item).await else {
         return Ok(());
     };
-    match registry.release(&item.connection_id).await {
-        Ok(()) => {
-            tracing::warn!(error = %chain(&error), "storing the connection failed; removed it again")
-        }
+    match registry.refuse(&item.connection_id, item.ttl).await {
+        Ok(()) => tracing::warn!(
+            error = %chain(&error),
+            "storing the connection failed; marked it refused"
+        ),
         Err(undo) => tracing::error!(
             error = %chain(&error), undo = %chain(&undo),
-            "storing the connection failed and removing it failed too; its TTL will reap it"
+            "storing the connection failed and marking it refused failed too; its TTL will reap it"
         ),
     }
     Err(error)

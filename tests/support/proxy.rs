@@ -63,9 +63,26 @@ impl Proxy {
     /// Delivers what was held, in order, one request at a time, then relays
     /// as usual. Answers how many held requests were delivered.
     pub async fn resume(&self) -> usize {
+        self.deliver(false).await
+    }
+
+    /// Like [`Proxy::resume`], the newest request first: a request that
+    /// stalled longest lands last.
+    pub async fn resume_newest_first(&self) -> usize {
+        self.deliver(true).await
+    }
+
+    async fn deliver(&self, newest_first: bool) -> usize {
         let mut delivered = 0;
         loop {
-            let next = self.state.held.lock().unwrap().pop_front();
+            let next = {
+                let mut held = self.state.held.lock().unwrap();
+                if newest_first {
+                    held.pop_back()
+                } else {
+                    held.pop_front()
+                }
+            };
             let Some(ticket) = next else { break };
             let (done, answered) = oneshot::channel();
             if ticket.send(done).is_ok() {

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use lawcket_rules::attributes::{CONNECTED_AT, CONNECTION_ID, DOMAIN_NAME, STAGE, TTL, UPDATED_AT};
+use lawcket_rules::attributes::{
+    CONNECTED_AT, CONNECTION_ID, DOMAIN_NAME, REFUSED_AT, STAGE, TTL, UPDATED_AT,
+};
 
 use super::item::{Cursor, Entry, Item, Page, Selector};
 use crate::clock::{now_ms, now_secs};
@@ -53,11 +55,40 @@ impl Dynamo {
         &self.table
     }
 
+    /// Stores the item, unless the connection was already marked refused: a
+    /// store that timed out and reaches DynamoDB after its refusal must not
+    /// bring the connection back.
     pub(super) async fn store(&self, item: &Item) -> Result<(), Error> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_attributes(item)))
+            .condition_expression("attribute_not_exists(#refused)")
+            .expression_attribute_names("#refused", REFUSED_AT)
+            .send()
+            .await;
+        match self.conditional("PutItem", result)? {
+            true => Ok(()),
+            false => Err(Error::Registry {
+                table: self.table.clone(),
+                operation: "PutItem",
+                message: "the connection had already been refused; it stays refused".into(),
+                source: None,
+            }),
+        }
+    }
+
+    /// Replaces whatever is stored for the connection with a marker that it
+    /// was refused (no stage, so no publish reaches it; TTL-bound). Written in
+    /// place of a delete: a store still in flight cannot land over it.
+    pub(super) async fn refuse(&self, connection_id: &str, ttl: i64) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(CONNECTION_ID, AttributeValue::S(connection_id.to_owned()))
+            .item(REFUSED_AT, AttributeValue::N(now_ms().to_string()))
+            .item(TTL, AttributeValue::N(ttl.to_string()))
             .send()
             .await
             .map_err(|e| self.error("PutItem", e))?;
@@ -211,6 +242,12 @@ impl Dynamo {
                 filter.push("#field = :field");
             }
         }
+        if index.is_none() {
+            // A refused connection's marker is no connection. (It has no sync
+            // field, so no index holds it.)
+            names.insert("#refused".into(), REFUSED_AT.into());
+            filter.push("attribute_not_exists(#refused)");
+        }
         let filter = filter.join(" AND ");
         // Query and Scan builders are distinct types with the same setters.
         macro_rules! read_page {
@@ -333,8 +370,9 @@ impl Dynamo {
             .table_name(&self.table)
             .key(CONNECTION_ID, AttributeValue::S(connection_id.to_owned()))
             .update_expression("SET #field = :value, #updatedAt = :now")
-            // Never resurrect a connection that has been released.
-            .condition_expression("attribute_exists(#id)")
+            // Never resurrect a connection that has been released or refused.
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#refused)")
+            .expression_attribute_names("#refused", REFUSED_AT)
             .expression_attribute_names("#field", field)
             .expression_attribute_names("#updatedAt", UPDATED_AT)
             .expression_attribute_names("#id", CONNECTION_ID)

@@ -36,6 +36,16 @@ impl Registry {
         }
     }
 
+    /// Marks a connection refused after a store that failed and may still land
+    /// (DynamoDB: a marker no later store overwrites, TTL-bound at `ttl`, epoch
+    /// seconds; memory: removed, as nothing there lands late).
+    pub async fn refuse(&self, connection_id: &str, ttl: i64) -> Result<(), Error> {
+        match self {
+            Registry::Dynamo(d) => d.refuse(connection_id, ttl).await,
+            Registry::Memory(m) => m.release(connection_id),
+        }
+    }
+
     /// Removes a connection; removing one that is not there is not an error.
     pub async fn release(&self, connection_id: &str) -> Result<(), Error> {
         match self {
