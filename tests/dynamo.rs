@@ -83,9 +83,10 @@ async fn sync_fields_keep_their_types_and_ttl_is_configurable() {
 }
 
 #[tokio::test]
-async fn a_failed_connect_handler_leaves_nothing_in_the_table() {
+async fn a_failed_connect_handler_leaves_only_a_refusal_marker() {
     let table = moto::unique_table("refused");
-    let (pipeline, client) = pipeline(&table, Config::new(table.as_str()), |kind| match kind {
+    let config = Config::new(table.as_str()).sync_field("channel", "#general");
+    let (pipeline, client) = pipeline(&table, config, |kind| match kind {
         Kind::Connect => Err(Error::reject(403, "banned").into()),
         _ => Ok(()),
     })
@@ -93,7 +94,15 @@ async fn a_failed_connect_handler_leaves_nothing_in_the_table() {
     moto::create_table(&client, &table).await;
     let response = pipeline.run(event("connect.json")).await.unwrap();
     assert_eq!(response.status_code, 403);
-    assert!(get(&client, &table).await.is_none());
+    // No connection: only the marker a late store cannot overwrite, which no
+    // publish reaches (no stage, no sync field) and its TTL reaps.
+    let item = get(&client, &table).await.expect("the refusal marker");
+    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["connectedAt", "connectionId", "refusedAt", "ttl"]);
+    // A release leaves the marker; a store after it is refused.
+    pipeline.run(event("disconnect.json")).await.unwrap();
+    assert!(get(&client, &table).await.is_some(), "the marker stays");
 }
 
 #[tokio::test]

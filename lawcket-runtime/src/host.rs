@@ -69,7 +69,7 @@ impl Timeouts {
         let dynamodb =
             env::seconds("LAWCKET_DYNAMODB_TIMEOUT")?.unwrap_or(DEFAULT_DYNAMODB_TIMEOUT);
         let post = env::seconds("LAWCKET_POST_TIMEOUT")?.unwrap_or(DEFAULT_POST_TIMEOUT);
-        // A refused $connect may wait for a store and its compensating delete.
+        // A refused $connect may wait for a store and the refusal marker.
         if dynamodb * 2 >= INTEGRATION_TIMEOUT - Duration::from_secs(9) {
             tracing::warn!(
                 ?dynamodb,

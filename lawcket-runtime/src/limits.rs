@@ -40,9 +40,9 @@ pub(crate) const CONNECTING_GRACE_MS: i64 = INTEGRATION_TIMEOUT.as_millis() as i
 pub const DEFAULT_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as_secs() + 10 * 60);
 
 /// Default bound on one DynamoDB call, retries included: a `$connect` whose
-/// store times out is refused and its item deleted again (bounded the same
-/// way), about 10 s in all, well inside the integration timeout. Override it
-/// with `LAWCKET_DYNAMODB_TIMEOUT` (seconds).
+/// store times out is refused and marked refused (bounded the same way),
+/// about 10 s in all, well inside the integration timeout. Override it with
+/// `LAWCKET_DYNAMODB_TIMEOUT` (seconds).
 pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default bound on one `@connections` post, retries of throttling and 5xx

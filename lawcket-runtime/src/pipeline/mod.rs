@@ -207,8 +207,11 @@ impl Pipeline {
         }
         if let Err(error) = &result {
             if self.auto_sync || registration.is_registered() {
-                if let Err(release) = self.registry.release(&id).await {
-                    tracing::error!(error = %chain(&release), "could not remove the refused connection; its TTL will reap it");
+                // A marker rather than a delete: a stalled attempt of the store
+                // (the SDK retries attempts that time out) may still land.
+                let ttl = (crate::clock::now() + self.schema.ttl).as_secs() as i64;
+                if let Err(refuse) = self.registry.refuse(&id, ttl).await {
+                    tracing::error!(error = %chain(&refuse), "could not mark the refused connection; its TTL will reap it");
                 }
             }
             tracing::debug!(error = %chain(error), "handler refused the connection");

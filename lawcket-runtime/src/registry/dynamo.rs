@@ -88,6 +88,8 @@ impl Dynamo {
             .table_name(&self.table)
             .item(CONNECTION_ID, AttributeValue::S(connection_id.to_owned()))
             .item(REFUSED_AT, AttributeValue::N(now_ms().to_string()))
+            // So a 410 within the connecting grace does not remove the marker.
+            .item(CONNECTED_AT, AttributeValue::N(now_ms().to_string()))
             .item(TTL, AttributeValue::N(ttl.to_string()))
             .send()
             .await
@@ -95,6 +97,8 @@ impl Dynamo {
         Ok(())
     }
 
+    /// Deletes the connection's item. A refusal marker stays (its TTL reaps
+    /// it): deleting it would let a store still in flight land.
     pub(super) async fn release(&self, connection_id: &str) -> Result<(), Error> {
         self.delete(connection_id, None).await.map(drop)
     }
@@ -112,7 +116,9 @@ impl Dynamo {
                 .condition_expression("attribute_not_exists(#at) OR #at < :cutoff")
                 .expression_attribute_names("#at", CONNECTED_AT)
                 .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string())),
-            None => request,
+            None => request
+                .condition_expression("attribute_not_exists(#refused)")
+                .expression_attribute_names("#refused", REFUSED_AT),
         };
         self.conditional("DeleteItem", request.send().await)
     }
