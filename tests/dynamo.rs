@@ -36,15 +36,7 @@ async fn get(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key("connectionId", AttributeValue::S(ID.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
+    moto::item(client, table, ID).await
 }
 
 #[tokio::test]

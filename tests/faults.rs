@@ -4,7 +4,6 @@
 
 mod support;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use support::function::{status, Function};
 use support::proxy::Proxy;
 use support::runtime_api::{Outcome, RuntimeApi};
@@ -16,15 +15,7 @@ const ID: &str = "0PYxyh3bqNs7z8s=";
 /// Whether the table holds the connection as live (not only the marker of
 /// a refusal, which carries no stage and no publish reaches).
 async fn stored(client: &aws_sdk_dynamodb::Client) -> bool {
-    let item = client
-        .get_item()
-        .table_name(TABLE)
-        .key("connectionId", AttributeValue::S(ID.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item;
+    let item = moto::item(client, TABLE, ID).await;
     item.is_some_and(|item| item.contains_key("stage") && !item.contains_key("refusedAt"))
 }
 
@@ -89,15 +80,19 @@ async fn behind_a_proxy() -> (
     (proxy, runtime, function, client, moto)
 }
 
-#[tokio::test]
-async fn a_store_that_lands_after_its_timeout_is_undone() {
-    let (proxy, runtime, function, client, _moto) = behind_a_proxy().await;
-    // DynamoDB stalls: the store times out and the connection is refused;
-    // marking it refused times out too.
+/// DynamoDB stalls: the store times out and the connection is refused;
+/// marking it refused times out too, and both requests stay held.
+async fn refused_while_stalled(proxy: &Proxy, runtime: &RuntimeApi, function: &Function) {
     proxy.pause();
     let outcome = runtime.invoke(fixture("connect.json")).await;
     assert_eq!(status(&outcome), 500, "{}", function.log());
     function.wait_for_log("storing the connection failed");
+}
+
+#[tokio::test]
+async fn a_store_that_lands_after_its_timeout_is_undone() {
+    let (proxy, runtime, function, client, _moto) = behind_a_proxy().await;
+    refused_while_stalled(&proxy, &runtime, &function).await;
     // DynamoDB resumes and processes what it held, in order: the store that
     // timed out lands, and the refusal marker over it.
     let delivered = proxy.resume().await;
@@ -111,10 +106,7 @@ async fn a_store_that_lands_after_its_timeout_is_undone() {
 #[tokio::test]
 async fn a_store_that_lands_after_the_refusal_cannot_bring_the_connection_back() {
     let (proxy, runtime, function, client, _moto) = behind_a_proxy().await;
-    proxy.pause();
-    let outcome = runtime.invoke(fixture("connect.json")).await;
-    assert_eq!(status(&outcome), 500, "{}", function.log());
-    function.wait_for_log("storing the connection failed");
+    refused_while_stalled(&proxy, &runtime, &function).await;
     // The refusal lands first, the stalled store after it: a delete would
     // lose this race; the marker does not.
     let delivered = proxy.resume_newest_first().await;

@@ -13,18 +13,8 @@ use support::runtime_api::{Outcome, RuntimeApi};
 use support::{fixture, moto};
 
 async fn stored(client: &aws_sdk_dynamodb::Client) -> bool {
-    client
-        .get_item()
-        .table_name(env!("CONNECTIONS_TABLE"))
-        .key(
-            "connectionId",
-            aws_sdk_dynamodb::types::AttributeValue::S("0PYxyh3bqNs7z8s=".into()),
-        )
-        .consistent_read(true)
-        .send()
+    moto::item(client, env!("CONNECTIONS_TABLE"), "0PYxyh3bqNs7z8s=")
         .await
-        .unwrap()
-        .item
         .is_some()
 }
 

@@ -19,15 +19,7 @@ async fn item(
     client: &aws_sdk_dynamodb::Client,
     id: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(TABLE)
-        .key("connectionId", AttributeValue::S(id.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
+    moto::item(client, TABLE, id).await
 }
 
 #[tokio::test]

@@ -105,6 +105,26 @@ impl Moto {
     }
 }
 
+/// The item stored for `connection_id` in `table`, read consistently.
+pub async fn item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    connection_id: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key(
+            "connectionId",
+            aws_sdk_dynamodb::types::AttributeValue::S(connection_id.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
 /// Creates a connections table (hash key `connectionId`) named `name`.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     client
