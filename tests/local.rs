@@ -107,6 +107,8 @@ async fn connect_message_disconnect_round_trip() {
 async fn route_selection_names_declared_routes() {
     let settings = Settings {
         routes: Some(vec!["echo".into()]),
+        // Binary frames as base64 messages (API Gateway closes with 1003).
+        accept_binary: true,
         ..Settings::default()
     };
     let (local, log) = start(settings).await;
@@ -152,7 +154,7 @@ async fn posts_to_a_closed_connection_answer_410_and_surface_as_gone() {
         .await;
     assert_eq!(status, 200);
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
 
     gone.close(None).await.unwrap();
     eventually("closed", || ids(&log, Kind::Close).len() == 1).await;

@@ -29,3 +29,37 @@ pub(crate) fn seconds(name: &str) -> Result<Option<Duration>, Error> {
             problem: format!("{value:?} is not a number of seconds above 0 and at most {DAY}"),
         })
 }
+
+/// A whole number in `min..=max`, when the variable is set.
+#[cfg_attr(not(feature = "local"), allow(dead_code))] // the local gateway's
+pub(crate) fn count(name: &str, min: usize, max: usize) -> Result<Option<usize>, Error> {
+    let Some(value) = var(name) else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| Error::Env {
+            var: name.into(),
+            problem: format!("{value:?} is not a whole number from {min} to {max}"),
+        })
+}
+
+/// `true`/`1` or `false`/`0`, when the variable is set.
+#[cfg_attr(not(feature = "local"), allow(dead_code))] // the local gateway's
+pub(crate) fn flag(name: &str) -> Result<Option<bool>, Error> {
+    let Some(value) = var(name) else {
+        return Ok(None);
+    };
+    match value.trim() {
+        "true" | "1" => Ok(Some(true)),
+        "false" | "0" => Ok(Some(false)),
+        _ => Err(Error::Env {
+            var: name.into(),
+            problem: format!("{value:?}: expected `true` or `false`"),
+        }),
+    }
+}

@@ -16,6 +16,10 @@ pub struct Local {
     pub memory: Arc<Memory>,
 }
 
+/// An `Authorization` header of the shape SigV4 gives (the signature is not
+/// checked locally).
+pub const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=local/20261129/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+
 pub type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -28,10 +32,12 @@ impl Local {
         let gateway = LocalGateway::bind(settings).await.unwrap();
         let addr = gateway.local_addr();
         let memory = Arc::new(Memory::new());
+        // As the generated main does: posts to the gateway itself go in process.
+        let sdk = gateway.in_process_sdk(offline_sdk_config().await);
         let pipeline = Pipeline::new(
             config,
             Registry::Memory(Arc::clone(&memory)),
-            offline_sdk_config().await,
+            sdk,
             Some(gateway.endpoint()),
             handler,
         );
@@ -46,12 +52,35 @@ impl Local {
             .map(|(ws, _)| ws)
     }
 
-    /// One HTTP request to the gateway; answers (status, body).
+    /// An SDK client for the gateway's `@connections` API, signing with any
+    /// credentials (the gateway accepts them all).
+    pub async fn management(&self) -> aws_sdk_apigatewaymanagement::Client {
+        let sdk = offline_sdk_config().await;
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+            .endpoint_url(format!("http://{}", self.addr))
+            .build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+    }
+
+    /// One HTTP request to the gateway with an `Authorization` header as
+    /// `curl --aws-sigv4` sends; answers (status, body).
     pub async fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let signed = format!("authorization: {SIGNED}\r\nhost: {}", self.addr);
+        self.raw_http(method, path, &signed, body).await
+    }
+
+    /// One HTTP request with exactly the `headers` given (`name: value`
+    /// lines joined by CRLF); answers (status, body).
+    pub async fn raw_http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> (u16, String) {
         let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            self.addr,
+            "{method} {path} HTTP/1.1\r\n{headers}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();

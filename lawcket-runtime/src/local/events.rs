@@ -108,10 +108,12 @@ pub(crate) enum Data {
     Binary(Vec<u8>),
 }
 
-/// API Gateway's answer to a client whose message made the integration fail.
-pub(crate) fn internal_error(connection_id: &str) -> Vec<u8> {
+/// API Gateway's answer to a client whose message the integration failed
+/// (`Internal server error`) or did not answer in time (`Endpoint request
+/// timed out`).
+pub(crate) fn gateway_error(message: &str, connection_id: &str) -> Vec<u8> {
     serde_json::json!({
-        "message": "Internal server error",
+        "message": message,
         "connectionId": connection_id,
         "requestId": random_id(),
     })

@@ -1,5 +1,5 @@
-//! The HTTP side of the local gateway: the WebSocket handshake (`$connect`),
-//! the `@connections` management API, and the page at `/`.
+//! The HTTP side of the local gateway: the WebSocket handshake (`$connect`) on
+//! `/` and `/{stage}`, the `@connections` management API, and the page.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,18 +7,19 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::mpsc;
 
 use super::events::{self, Peer};
 use super::formats::{iso8601, random_id};
-use super::settings::Settings;
+use super::guard::{host_allowed, management_allowed, origin_allowed, Unauthorized};
+use super::invoke::{accepted, disconnected, invoke, Answer};
 use super::socket;
-use super::state::{Gateway, Live, Outgoing};
+use super::state::{Gateway, Live, Outbox, Refused};
 use crate::clock::now_ms;
 use crate::connection::is_domain_name;
 use crate::error::chain;
@@ -27,22 +28,71 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
     let manage = get(info).post(post).delete(delete);
     Router::new()
         .route("/", get(root))
+        .route("/{stage}", get(staged))
         .route("/@connections/{id}", manage.clone())
         .route("/{stage}/@connections/{id}", manage)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            host_guard,
+        ))
         .with_state(gateway)
+}
+
+/// Every request names this gateway in `Host` (see `guard::host_allowed`).
+async fn host_guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if host_allowed(host, gateway.settings.addr) {
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        host = host.unwrap_or("(none)"),
+        "refused a request for another host name (DNS rebinding?); open the gateway as localhost or 127.0.0.1"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        "This host name is not served here.\n",
+    )
+        .into_response()
+}
+
+type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// Clients connect at `wss://{domain}/{stage}`; `/` is served too.
+async fn staged(
+    State(gateway): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    upgrade: Upgrade,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if stage != gateway.settings.stage {
+        return forbidden();
+    }
+    root(State(gateway), ConnectInfo(remote), upgrade, headers, uri).await
 }
 
 /// A WebSocket handshake runs `$connect`; a plain GET gets the page.
 async fn root(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return page(&gateway.settings);
+        return Html(gateway.settings.page.unwrap_or(DEFAULT_PAGE)).into_response();
     };
+    if let Err(origin) = origin_allowed(&headers, &gateway.settings.origins) {
+        tracing::warn!(
+            origin,
+            "refused a WebSocket from a page of another origin; add it to LAWCKET_LOCAL_ORIGINS to allow it"
+        );
+        return (StatusCode::FORBIDDEN, "This origin may not connect.\n").into_response();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -56,55 +106,54 @@ async fn root(
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
         // The host without its port. What API Gateway could not send as a
-        // domainName (an IPv6 literal, `ws_app`, `localhost.`) stands as
+        // domainName (an IPv6 literal, `app.localhost.`) stands as
         // `localhost`, so the event stays one lawcket accepts.
-        domain_name: match host.split(':').next() {
-            Some(name) if is_domain_name(name) => name.to_owned(),
+        domain_name: match host.rsplit_once(':').map_or(host, |(name, _)| name) {
+            name if is_domain_name(name) => name.to_owned(),
             _ => "localhost".to_owned(),
         },
         stage: gateway.settings.stage.clone(),
     };
     let request = events::connect(&peer, &headers, uri.query());
-    // $connect runs in its own task: if the client leaves mid-handshake this
-    // handler is dropped, and the task undoes a connect that was stored.
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    {
-        let gateway = Arc::clone(&gateway);
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            let result = gateway.pipeline.run(request).await;
-            let accepted = matches!(&result, Ok(r) if (200..300).contains(&r.status_code));
-            if answer.send(result).is_err() && accepted {
-                socket::disconnected(&gateway, &peer, 1006, "Client left during $connect").await;
-            }
-        });
-    }
-    let response = match answered.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => {
+    // If the client leaves mid-handshake this future is dropped; the
+    // invocation's own task then undoes a connect that was accepted.
+    let response = match invoke(&gateway, request, Some(peer.clone())).await {
+        Answer::Response(response) => response,
+        Answer::Failed(error) => {
             // As API Gateway does: the status only; the reason is in the log.
             tracing::error!(error = %chain(&error), "$connect failed");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Answer::TimedOut => {
+            // AWS documents no status for this; 504 is what API Gateway
+            // answers an HTTP request whose integration timed out.
+            tracing::error!(
+                timeout = ?gateway.settings.integration_timeout,
+                "$connect did not answer within the integration timeout"
+            );
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
     };
-    if !(200..300).contains(&response.status_code) {
+    if !accepted(&response) {
         let status = u16::try_from(response.status_code)
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = match response.body {
-            Some(aws_lambda_events::encodings::Body::Text(text)) => text,
-            _ => String::new(),
-        };
-        return (status, body).into_response();
+        // API Gateway gives the client the status only; the body (the
+        // handler's reason) is for the developer.
+        tracing::info!(
+            status = status.as_u16(),
+            body = ?response.body,
+            "$connect refused the connection"
+        );
+        return status.into_response();
     }
 
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (outbox, rx) = Outbox::new(gateway.settings.send_buffer);
     gateway.live().insert(
         peer.connection_id.clone(),
         Live {
-            tx: tx.clone(),
+            outbox: outbox.clone(),
             peer: peer.clone(),
             last_active: peer.connected_at,
         },
@@ -117,21 +166,28 @@ async fn root(
         .on_failed_upgrade(move |error| {
             let (gateway, peer) = failed;
             tracing::warn!(%error, "WebSocket upgrade failed after $connect");
-            tokio::spawn(async move {
-                socket::disconnected(&gateway, &peer, 1006, "Upgrade failed").await
-            });
+            tokio::spawn(
+                async move { disconnected(&gateway, &peer, 1006, "Upgrade failed").await },
+            );
         })
-        .on_upgrade(move |ws| socket::run(gateway, peer, ws, tx, rx))
-}
-
-fn page(settings: &Settings) -> Response {
-    Html(settings.page.unwrap_or(DEFAULT_PAGE)).into_response()
+        .on_upgrade(move |ws| socket::run(gateway, peer, ws, outbox, rx))
 }
 
 const DEFAULT_PAGE: &str = include_str!("console.html");
 
-fn id(params: &HashMap<String, String>) -> &str {
-    params.get("id").map(String::as_str).unwrap_or("")
+/// An error as API Gateway's management API sends it: the SDK reads the
+/// exception from `x-amzn-ErrorType`.
+fn aws_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message }).to_string();
+    (
+        status,
+        [
+            ("x-amzn-ErrorType", error_type),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn gone() -> Response {
@@ -146,46 +202,110 @@ fn gone() -> Response {
         .into_response()
 }
 
+fn forbidden() -> Response {
+    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+}
+
+/// Why a management request is not served.
+enum Denied {
+    OtherStage,
+    Unauthorized(Unauthorized),
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::OtherStage | Denied::Unauthorized(Unauthorized::BrowserOrigin) => forbidden(),
+            // API Gateway's answer to an unsigned request.
+            Denied::Unauthorized(Unauthorized::Unsigned) => aws_error(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ),
+        }
+    }
+}
+
+/// The connection id of a management request this gateway serves: under its
+/// stage or the root, signed, and not from a browser.
+fn admit<'a>(
+    gateway: &Gateway,
+    params: &'a HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<&'a str, Denied> {
+    if params
+        .get("stage")
+        .is_some_and(|stage| *stage != gateway.settings.stage)
+    {
+        return Err(Denied::OtherStage);
+    }
+    if let Err(why) = management_allowed(headers) {
+        if why == Unauthorized::BrowserOrigin {
+            tracing::warn!("refused a @connections request from a web page");
+        }
+        return Err(Denied::Unauthorized(why));
+    }
+    Ok(params.get("id").map(String::as_str).unwrap_or(""))
+}
+
 /// `POST @connections/{id}`: send data to the client.
 async fn post(
     State(gateway): State<Arc<Gateway>>,
     Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let id = match admit(&gateway, &params, &headers) {
+        Ok(id) => id,
+        Err(denied) => return denied.into_response(),
+    };
     if body.len() > gateway.settings.max_message_bytes {
-        return (
+        return aws_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            [("x-amzn-ErrorType", "PayloadTooLargeException")],
-            format!(
-                r#"{{"message":"Message of {} bytes is over the {} byte limit"}}"#,
+            "PayloadTooLargeException",
+            &format!(
+                "Message of {} bytes is over the {} byte limit",
                 body.len(),
                 gateway.settings.max_message_bytes
             ),
-        )
-            .into_response();
+        );
     }
-    let live = gateway.live();
-    match live.get(id(&params)) {
-        Some(conn) if conn.tx.send(Outgoing::Data(body.to_vec())).is_ok() => {
-            StatusCode::OK.into_response()
-        }
-        _ => gone(),
+    let outbox = match gateway.live().get(id) {
+        Some(live) => live.outbox.clone(),
+        None => return gone(),
+    };
+    match outbox.post(body.to_vec()) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Refused::Gone) => gone(),
+        // PostToConnection's LimitExceededException (429): "the WebSocket
+        // client side buffer is full" (API Gateway management API reference).
+        Err(Refused::Full) => aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Too Many Requests",
+        ),
     }
 }
 
-/// `GET @connections/{id}`: what API Gateway knows of the connection.
+/// `GET @connections/{id}`: what API Gateway knows of the connection, in the
+/// shape of its GetConnection answer.
 async fn info(
     State(gateway): State<Arc<Gateway>>,
     Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
+    let id = match admit(&gateway, &params, &headers) {
+        Ok(id) => id,
+        Err(denied) => return denied.into_response(),
+    };
     let live = gateway.live();
-    let Some(conn) = live.get(id(&params)) else {
+    let Some(conn) = live.get(id) else {
         return gone();
     };
     let body = serde_json::json!({
-        "ConnectedAt": iso8601(conn.peer.connected_at),
-        "Identity": { "SourceIp": conn.peer.source_ip, "UserAgent": conn.peer.user_agent },
-        "LastActiveAt": iso8601(conn.last_active),
+        "connectedAt": iso8601(conn.peer.connected_at),
+        "identity": { "sourceIp": conn.peer.source_ip, "userAgent": conn.peer.user_agent },
+        "lastActiveAt": iso8601(conn.last_active),
     });
     ([("content-type", "application/json")], body.to_string()).into_response()
 }
@@ -194,12 +314,14 @@ async fn info(
 async fn delete(
     State(gateway): State<Arc<Gateway>>,
     Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    let live = gateway.live();
-    match live.get(id(&params)) {
-        Some(conn) if conn.tx.send(Outgoing::Close).is_ok() => {
-            StatusCode::NO_CONTENT.into_response()
-        }
+    let id = match admit(&gateway, &params, &headers) {
+        Ok(id) => id,
+        Err(denied) => return denied.into_response(),
+    };
+    match gateway.live().get(id) {
+        Some(conn) if conn.outbox.close() => StatusCode::NO_CONTENT.into_response(),
         _ => gone(),
     }
 }

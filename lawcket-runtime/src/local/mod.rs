@@ -4,19 +4,27 @@
 //! [`Pipeline`] as Lambda.
 //!
 //! `settings` reads the `LAWCKET_LOCAL_*` variables; `state` is what the HTTP
-//! side and the sockets share; `http` serves the handshake (`$connect`), the
-//! `@connections` API and the page; `socket` runs one open WebSocket; `events`
-//! builds the events API Gateway would send; `formats` its ids and timestamps.
+//! side and the sockets share; `listen` accepts connections; `guard` keeps
+//! web pages out; `http` serves the handshake (`$connect`), the `@connections`
+//! API and the page; `invoke` runs the pipeline within the concurrency bound
+//! and the integration timeout; `socket` runs one open WebSocket;
+//! `in_process` takes the handlers' posts to the gateway without a socket;
+//! `events` builds the events API Gateway would send; `formats` its ids and
+//! timestamps.
 
 mod events;
 mod formats;
+mod guard;
 mod http;
+mod in_process;
+mod invoke;
+mod listen;
 mod settings;
 mod socket;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -29,6 +37,7 @@ use crate::error::Error;
 use crate::host::{Host, Sdk, Store};
 use crate::invocation::Handler;
 use crate::pipeline::Pipeline;
+use in_process::InProcess;
 use state::Gateway;
 
 /// A local gateway bound to its address, ready to serve.
@@ -39,6 +48,7 @@ use state::Gateway;
 pub struct LocalGateway {
     listener: TcpListener,
     settings: Settings,
+    in_process: InProcess,
 }
 
 impl LocalGateway {
@@ -53,7 +63,11 @@ impl LocalGateway {
                 ),
                 source,
             })?;
-        Ok(LocalGateway { listener, settings })
+        Ok(LocalGateway {
+            listener,
+            settings,
+            in_process: InProcess::default(),
+        })
     }
 
     /// The bound address.
@@ -68,20 +82,22 @@ impl LocalGateway {
         format!("http://{}", self.local_addr())
     }
 
+    /// `sdk` with this gateway's own `@connections` API reached in process,
+    /// for the pipeline's publishers: posts are signed and answered as over
+    /// HTTP, without a socket each.
+    pub fn in_process_sdk(&self, sdk: aws_config::SdkConfig) -> aws_config::SdkConfig {
+        sdk.into_builder()
+            .http_client(self.in_process.clone())
+            .build()
+    }
+
     /// Serves WebSocket clients and the management API until the process ends.
     pub async fn serve(self, pipeline: Arc<Pipeline>) -> Result<(), Error> {
-        let gateway = Arc::new(Gateway {
-            settings: self.settings,
-            pipeline,
-            live: Mutex::new(Default::default()),
-        });
-        let app = http::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .await
-            .map_err(|source| Error::Io {
-                context: "the local gateway stopped".into(),
-                source,
-            })
+        let handshake_timeout = self.settings.handshake_timeout;
+        let gateway = Arc::new(Gateway::new(self.settings, pipeline));
+        self.in_process.serve(&gateway);
+        listen::serve(self.listener, http::router(gateway), handshake_timeout).await;
+        Ok(())
     }
 }
 
@@ -98,8 +114,14 @@ pub(crate) async fn serve(config: Config, handler: Box<dyn Handler>) -> Result<(
         LocalRegistry::Memory => (Store::Memory, Sdk::Offline),
         LocalRegistry::Dynamo => (config.dynamo_store()?, Sdk::EnvironmentOrLocalRegion),
     };
-    let host = Host::build(store, sdk).await?;
-    let endpoint = override_from_env().unwrap_or_else(|| gateway.endpoint());
+    let mut host = Host::build(store, sdk).await?;
+    let endpoint = match override_from_env() {
+        Some(endpoint) => endpoint,
+        None => {
+            host.sdk = gateway.in_process_sdk(host.sdk);
+            gateway.endpoint()
+        }
+    };
     tracing::info!(
         "local gateway on ws://{addr} (page: http://{addr}/), registry: {}, @connections: {endpoint}",
         host.registry.describe(),

@@ -4,9 +4,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::connection::is_stage;
-use crate::env::{seconds, var};
+use crate::env::{count, flag, seconds, var};
 use crate::error::Error;
-use crate::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use crate::limits::{
+    IDLE_TIMEOUT, INTEGRATION_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES,
+};
+
+/// Invocations in flight at once unless configured. Lambda's account default
+/// is 1,000; a laptop's sockets and DynamoDB Local are the bound here.
+const CONCURRENCY: usize = 100;
+
+/// A client that has not completed its HTTP handshake in this long is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes posted to one connection and not yet written to its socket, above
+/// which a post answers 429 (eight messages of the largest size).
+const SEND_BUFFER: usize = 8 * MAX_MESSAGE_BYTES;
 
 /// Settings of the local gateway. [`Settings::from_env`] reads them from the
 /// variables below; the defaults are API Gateway's own limits.
@@ -20,6 +33,12 @@ use crate::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION, MAX_FRAME_BYTES, MAX_
 /// | `LAWCKET_LOCAL_IDLE_TIMEOUT` | `600` | seconds without a client message before closing |
 /// | `LAWCKET_LOCAL_MAX_DURATION` | `7200` | seconds before any connection is closed |
 /// | `LAWCKET_LOCAL_REGISTRY` | `memory` | `memory`, or `dynamodb` for the configured table |
+/// | `LAWCKET_LOCAL_CONCURRENCY` | `100` | invocations in flight; later events wait their turn |
+/// | `LAWCKET_LOCAL_INTEGRATION_TIMEOUT` | `29` | seconds before a client gets API Gateway's timeout answer |
+/// | `LAWCKET_LOCAL_HANDSHAKE_TIMEOUT` | `10` | seconds a client has to complete its HTTP handshake |
+/// | `LAWCKET_LOCAL_ORIGINS` | (none) | comma-separated origins whose pages may connect, besides the gateway's own |
+/// | `LAWCKET_LOCAL_ACCEPT_BINARY` | `false` | `true` passes binary frames on as base64 messages instead of closing with 1003 |
+/// | `LAWCKET_LOCAL_SEND_BUFFER` | `1048576` | bytes queued for one client before posts to it answer 429 |
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Address to listen on.
@@ -42,6 +61,18 @@ pub struct Settings {
     pub page: Option<&'static str>,
     /// Where connections are kept.
     pub registry: LocalRegistry,
+    /// Invocations in flight at once; events beyond wait for a slot.
+    pub concurrency: usize,
+    /// How long API Gateway waits for an invocation (at most 29 s there).
+    pub integration_timeout: Duration,
+    /// How long a client has to complete its HTTP request.
+    pub handshake_timeout: Duration,
+    /// Origins, besides the gateway's own, whose pages may open a WebSocket.
+    pub origins: Vec<String>,
+    /// Pass binary frames on as base64 messages (API Gateway closes with 1003).
+    pub accept_binary: bool,
+    /// Bytes queued for one client before posts to it answer 429.
+    pub send_buffer: usize,
 }
 
 /// Where the local gateway keeps connections.
@@ -67,6 +98,12 @@ impl Default for Settings {
             max_message_bytes: MAX_MESSAGE_BYTES,
             page: None,
             registry: LocalRegistry::Memory,
+            concurrency: CONCURRENCY,
+            integration_timeout: INTEGRATION_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            origins: Vec::new(),
+            accept_binary: false,
+            send_buffer: SEND_BUFFER,
         }
     }
 }
@@ -122,6 +159,37 @@ impl Settings {
         }
         if let Some(max) = seconds("LAWCKET_LOCAL_MAX_DURATION")? {
             settings.max_duration = max;
+        }
+        if let Some(n) = count("LAWCKET_LOCAL_CONCURRENCY", 1, 100_000)? {
+            settings.concurrency = n;
+        }
+        if let Some(timeout) = seconds("LAWCKET_LOCAL_INTEGRATION_TIMEOUT")? {
+            // API Gateway's range ("Integration timeout: 50 milliseconds - 29
+            // seconds", WebSocket API quotas); a longer one would hide a
+            // handler that fails there.
+            if !(Duration::from_millis(50)..=INTEGRATION_TIMEOUT).contains(&timeout) {
+                return Err(Error::Env {
+                    var: "LAWCKET_LOCAL_INTEGRATION_TIMEOUT".into(),
+                    problem: format!("{timeout:?}: API Gateway allows 0.05 to 29 seconds"),
+                });
+            }
+            settings.integration_timeout = timeout;
+        }
+        if let Some(timeout) = seconds("LAWCKET_LOCAL_HANDSHAKE_TIMEOUT")? {
+            settings.handshake_timeout = timeout;
+        }
+        if let Some(origins) = var("LAWCKET_LOCAL_ORIGINS") {
+            settings.origins = origins
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(accept) = flag("LAWCKET_LOCAL_ACCEPT_BINARY")? {
+            settings.accept_binary = accept;
+        }
+        if let Some(bytes) = count("LAWCKET_LOCAL_SEND_BUFFER", MAX_MESSAGE_BYTES, 1 << 30)? {
+            settings.send_buffer = bytes;
         }
         Ok(settings)
     }

@@ -8,20 +8,25 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use super::events::{self, internal_error, Data, Peer};
-use super::state::{Gateway, Outgoing};
+use super::events::{self, gateway_error, Data, Peer};
+use super::invoke::{disconnected, invoke, Answer};
+use super::state::{Gateway, Outbox, Outgoing};
 use crate::clock::now_ms;
 use crate::error::chain;
 
+const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
-const TOO_BIG: u16 = 1009;
+const PROTOCOL_ERROR: u16 = 1002;
+const UNSUPPORTED_DATA: u16 = 1003;
 const ABNORMAL: u16 = 1006;
+const INVALID_DATA: u16 = 1007;
+const TOO_BIG: u16 = 1009;
 
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     peer: Peer,
     ws: WebSocket,
-    tx: mpsc::UnboundedSender<Outgoing>,
+    outbox: Outbox,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let (mut sink, mut stream) = ws.split();
@@ -29,43 +34,61 @@ pub(crate) async fn run(
     let hard_deadline = Instant::now() + settings.max_duration;
     let mut idle_deadline = Instant::now() + settings.idle_timeout;
 
+    // AWS documents the idle timeout ("Idle Connection Timeout: 10 minutes",
+    // WebSocket API quotas) but not which traffic resets it. lawcket counts
+    // data in either direction (client messages and posts), not pings.
     let (code, reason): (u16, String) = loop {
         tokio::select! {
             incoming = stream.next() => {
                 let data = match incoming {
                     Some(Ok(Message::Text(text))) => Data::Text(text.as_str().to_owned()),
-                    Some(Ok(Message::Binary(bytes))) => Data::Binary(bytes.to_vec()),
+                    Some(Ok(Message::Binary(bytes))) if settings.accept_binary => {
+                        Data::Binary(bytes.to_vec())
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        // "If a client app sends a binary frame, API Gateway
+                        // rejects it and disconnects the client with code
+                        // 1003" (Binary media types for WebSocket APIs).
+                        let reason = "Binary frames are not supported";
+                        let _ = sink.send(close(UNSUPPORTED_DATA, reason)).await;
+                        break (UNSUPPORTED_DATA, reason.into());
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
                         break frame.map_or((1005, String::new()), |f| (f.code, f.reason.as_str().to_owned()))
                     }
                     Some(Err(error)) => {
-                        if too_big(error) {
-                            let _ = sink.send(close(TOO_BIG, "Message too big")).await;
-                            break (TOO_BIG, "Message too big".into());
+                        let (code, reason) = failure(error);
+                        if code != ABNORMAL {
+                            let _ = sink.send(close(code, reason)).await;
                         }
-                        break (ABNORMAL, "Connection closed abnormally".into());
+                        break (code, reason.into());
                     }
                     None => break (ABNORMAL, "Connection closed abnormally".into()),
                 };
                 idle_deadline = Instant::now() + settings.idle_timeout;
                 touch(&gateway, &peer);
-                dispatch(&gateway, &peer, &tx, data);
+                dispatch(&gateway, &peer, &outbox, data);
             }
             outgoing = rx.recv() => match outgoing {
                 Some(Outgoing::Data(bytes)) => {
+                    let len = bytes.len();
                     // API Gateway sends UTF-8 payloads as text frames.
                     let message = match String::from_utf8(bytes) {
                         Ok(text) => Message::Text(text.into()),
                         Err(bytes) => Message::Binary(bytes.into_bytes().into()),
                     };
-                    if sink.send(message).await.is_err() {
+                    let sent = sink.send(message).await;
+                    outbox.written(len);
+                    if sent.is_err() {
                         break (ABNORMAL, "Connection closed abnormally".into());
                     }
+                    idle_deadline = Instant::now() + settings.idle_timeout;
+                    touch(&gateway, &peer);
                 }
                 Some(Outgoing::Close) | None => {
-                    let _ = sink.send(close(1000, "Closed by the management API")).await;
-                    break (1000, "Closed by the management API".into());
+                    let _ = sink.send(close(NORMAL, "Closed by the management API")).await;
+                    break (NORMAL, "Closed by the management API".into());
                 }
             },
             _ = sleep_until(idle_deadline) => {
@@ -82,28 +105,26 @@ pub(crate) async fn run(
     disconnected(&gateway, &peer, code, &reason).await;
 }
 
-/// Forgets the connection (posts now answer 410) and runs `$disconnect`.
-pub(crate) async fn disconnected(gateway: &Gateway, peer: &Peer, code: u16, reason: &str) {
-    gateway.live().remove(&peer.connection_id);
-    tracing::info!(connection_id = %peer.connection_id, code, reason, "disconnected");
-    let request = events::disconnect(peer, code, reason);
-    if let Err(error) = gateway.pipeline.run(request).await {
-        tracing::error!(error = %chain(&error), "$disconnect failed");
-    }
-}
-
-/// Each message is its own invocation, concurrent with others, as on Lambda.
-fn dispatch(gateway: &Arc<Gateway>, peer: &Peer, tx: &mpsc::UnboundedSender<Outgoing>, data: Data) {
+/// Each message is its own invocation, concurrent with others, as on Lambda;
+/// a failure or a timeout reaches the client as API Gateway's answer.
+fn dispatch(gateway: &Arc<Gateway>, peer: &Peer, outbox: &Outbox, data: Data) {
     let settings = &gateway.settings;
     let route = events::route_key(&data, &settings.route_selection, settings.routes.as_deref());
     let request = events::message(peer, &route, data);
     let gateway = Arc::clone(gateway);
-    let tx = tx.clone();
+    let outbox = outbox.clone();
     let id = peer.connection_id.clone();
     tokio::spawn(async move {
-        if let Err(error) = gateway.pipeline.run(request).await {
-            tracing::error!(error = %chain(&error), connection_id = %id, "message failed");
-            let _ = tx.send(Outgoing::Data(internal_error(&id)));
+        match invoke(&gateway, request, None).await {
+            Answer::Response(_) => {}
+            Answer::Failed(error) => {
+                tracing::error!(error = %chain(&error), connection_id = %id, "message failed");
+                outbox.notice(gateway_error("Internal server error", &id));
+            }
+            Answer::TimedOut => {
+                tracing::error!(connection_id = %id, "message not answered within the integration timeout");
+                outbox.notice(gateway_error("Endpoint request timed out", &id));
+            }
         }
     });
 }
@@ -121,10 +142,21 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// A frame or message over the limits (tungstenite's capacity error).
-fn too_big(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+/// The close code for a read error: a frame or message over the limits
+/// (1009), text that is not UTF-8 (1007), a broken frame such as an unmasked
+/// one (1002); anything else is the connection dropping (1006).
+fn failure(error: axum::Error) -> (u16, &'static str) {
+    use tungstenite::error::ProtocolError;
+    use tungstenite::Error;
+    match error.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(_)) => (TOO_BIG, "Message too big"),
+        Some(Error::Utf8(_)) => (INVALID_DATA, "Invalid UTF-8 in a text message"),
+        // The TCP connection ended without a close frame: a drop, not a
+        // broken frame.
+        Some(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            (ABNORMAL, "Connection closed abnormally")
+        }
+        Some(Error::Protocol(_)) => (PROTOCOL_ERROR, "Protocol error"),
+        _ => (ABNORMAL, "Connection closed abnormally"),
+    }
 }

@@ -1,0 +1,101 @@
+//! The gateway's own `@connections` API reached without a socket. A handler's
+//! post is built and signed by the SDK as for API Gateway, then handed to the
+//! gateway's router in the process: the same checks and answers as over HTTP,
+//! and no descriptor, port or connection pool per post however hard handlers
+//! publish.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use axum::http;
+use tower::ServiceExt;
+
+use super::state::Gateway;
+
+/// An SDK HTTP client whose every request goes to the gateway's router. The
+/// gateway is set once it serves; held weakly, since the gateway holds the
+/// pipeline that holds this client.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InProcess {
+    gateway: Arc<OnceLock<Weak<Gateway>>>,
+}
+
+impl InProcess {
+    pub(crate) fn serve(&self, gateway: &Arc<Gateway>) {
+        let _ = self.gateway.set(Arc::downgrade(gateway));
+    }
+}
+
+impl HttpClient for InProcess {
+    fn http_connector(
+        &self,
+        _: &HttpConnectorSettings,
+        _: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for InProcess {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let gateway = self.gateway.get().and_then(Weak::upgrade);
+        HttpConnectorFuture::new(async move {
+            let gateway = gateway
+                .ok_or_else(|| ConnectorError::io("the local gateway is not serving".into()))?;
+            let request = to_http(request)?;
+            let Ok(response) = super::http::router(gateway).oneshot(request).await;
+            from_http(response).await
+        })
+    }
+}
+
+fn to_http(request: HttpRequest) -> Result<http::Request<axum::body::Body>, ConnectorError> {
+    let invalid = |e: http::Error| ConnectorError::user(e.into());
+    let uri: http::Uri = request
+        .uri()
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ConnectorError::user(e.into()))?;
+    let mut builder = http::Request::builder()
+        .method(request.method())
+        .uri(uri.clone());
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    // An HTTP client sets Host from the URL when the request has none.
+    if !request.headers().contains_key("host") {
+        if let Some(authority) = uri.authority() {
+            builder = builder.header(http::header::HOST, authority.as_str());
+        }
+    }
+    let body = request
+        .body()
+        .bytes()
+        .ok_or_else(|| ConnectorError::user("a streaming body cannot be posted in process".into()))?
+        .to_vec();
+    builder.body(axum::body::Body::from(body)).map_err(invalid)
+}
+
+async fn from_http(response: axum::response::Response) -> Result<HttpResponse, ConnectorError> {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ConnectorError::io(e.into()))?;
+    let status = parts.status.as_u16().try_into().map_err(
+        |e: aws_smithy_runtime_api::http::HttpError| ConnectorError::other(e.into(), None),
+    )?;
+    let mut response = HttpResponse::new(status, SdkBody::from(bytes.to_vec()));
+    for (name, value) in &parts.headers {
+        if let Ok(value) = value.to_str() {
+            response
+                .headers_mut()
+                .append(name.as_str().to_owned(), value.to_owned());
+        }
+    }
+    Ok(response)
+}
