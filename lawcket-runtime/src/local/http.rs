@@ -18,6 +18,7 @@ use super::events::{self, Peer};
 use super::formats::{iso8601, random_id};
 use super::guard::{host_allowed, management_allowed, origin_allowed, Unauthorized};
 use super::invoke::{accepted, disconnected, invoke, Answer};
+use super::slots::Lane;
 use super::socket;
 use super::state::{Gateway, Live, Outbox, Refused};
 use crate::clock::now_ms;
@@ -117,7 +118,8 @@ async fn root(
     let request = events::connect(&peer, &headers, uri.query());
     // If the client leaves mid-handshake this future is dropped; the
     // invocation's own task then undoes a connect that was accepted.
-    let response = match invoke(&gateway, request, Some(peer.clone())).await {
+    let slot = Arc::clone(&gateway.slots).acquire(Lane::Lifecycle).await;
+    let response = match invoke(&gateway, slot, request, Some(peer.clone())).await {
         Answer::Response(response) => response,
         Answer::Failed(error) => {
             // As API Gateway does: the status only; the reason is in the log.
@@ -161,6 +163,10 @@ async fn root(
     tracing::info!(connection_id = %peer.connection_id, "connected");
     let failed = (Arc::clone(&gateway), peer.clone());
     upgrade
+        // tungstenite's default buffers are 128 KiB each way per connection
+        // (about 130 MB for 500 clients); frames here are at most 32 KiB.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .max_frame_size(gateway.settings.max_frame_bytes)
         .max_message_size(gateway.settings.max_message_bytes)
         .on_failed_upgrade(move |error| {
@@ -172,6 +178,10 @@ async fn root(
         })
         .on_upgrade(move |ws| socket::run(gateway, peer, ws, outbox, rx))
 }
+
+/// Bytes each socket buffers before a read or write (tungstenite grows the
+/// read buffer for a larger frame).
+const SOCKET_BUFFER: usize = 8 * 1024;
 
 const DEFAULT_PAGE: &str = include_str!("console.html");
 

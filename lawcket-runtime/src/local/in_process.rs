@@ -4,7 +4,7 @@
 //! and no descriptor, port or connection pool per post however hard handlers
 //! publish.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -13,22 +13,21 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use axum::http;
+use axum::{http, Router};
 use tower::ServiceExt;
 
-use super::state::Gateway;
-
-/// An SDK HTTP client whose every request goes to the gateway's router. The
-/// gateway is set once it serves; held weakly, since the gateway holds the
-/// pipeline that holds this client.
+/// An SDK HTTP client whose every request goes to the gateway's router, set
+/// once the gateway serves. (The router holds the gateway, which holds the
+/// pipeline that holds this client: they live as long as the gateway serves,
+/// which is as long as the process.)
 #[derive(Clone, Debug, Default)]
 pub(crate) struct InProcess {
-    gateway: Arc<OnceLock<Weak<Gateway>>>,
+    router: Arc<OnceLock<Router>>,
 }
 
 impl InProcess {
-    pub(crate) fn serve(&self, gateway: &Arc<Gateway>) {
-        let _ = self.gateway.set(Arc::downgrade(gateway));
+    pub(crate) fn serve(&self, router: Router) {
+        let _ = self.router.set(router);
     }
 }
 
@@ -44,12 +43,12 @@ impl HttpClient for InProcess {
 
 impl HttpConnector for InProcess {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let gateway = self.gateway.get().and_then(Weak::upgrade);
+        let router = self.router.get().cloned();
         HttpConnectorFuture::new(async move {
-            let gateway = gateway
-                .ok_or_else(|| ConnectorError::io("the local gateway is not serving".into()))?;
+            let router = router
+                .ok_or_else(|| ConnectorError::io("the local gateway is not serving yet".into()))?;
             let request = to_http(request)?;
-            let Ok(response) = super::http::router(gateway).oneshot(request).await;
+            let Ok(response) = router.oneshot(request).await;
             from_http(response).await
         })
     }

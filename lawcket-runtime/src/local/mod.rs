@@ -6,8 +6,8 @@
 //! `settings` reads the `LAWCKET_LOCAL_*` variables; `state` is what the HTTP
 //! side and the sockets share; `listen` accepts connections; `guard` keeps
 //! web pages out; `http` serves the handshake (`$connect`), the `@connections`
-//! API and the page; `invoke` runs the pipeline within the concurrency bound
-//! and the integration timeout; `socket` runs one open WebSocket;
+//! API and the page; `invoke` runs the pipeline in one of the `slots` (the
+//! concurrency bound) and within the integration timeout; `socket` runs one open WebSocket;
 //! `in_process` takes the handlers' posts to the gateway without a socket;
 //! `events` builds the events API Gateway would send; `formats` its ids and
 //! timestamps.
@@ -20,6 +20,7 @@ mod in_process;
 mod invoke;
 mod listen;
 mod settings;
+mod slots;
 mod socket;
 mod state;
 
@@ -94,9 +95,9 @@ impl LocalGateway {
     /// Serves WebSocket clients and the management API until the process ends.
     pub async fn serve(self, pipeline: Arc<Pipeline>) -> Result<(), Error> {
         let handshake_timeout = self.settings.handshake_timeout;
-        let gateway = Arc::new(Gateway::new(self.settings, pipeline));
-        self.in_process.serve(&gateway);
-        listen::serve(self.listener, http::router(gateway), handshake_timeout).await;
+        let router = http::router(Arc::new(Gateway::new(self.settings, pipeline)));
+        self.in_process.serve(router.clone());
+        listen::serve(self.listener, router, handshake_timeout).await;
         Ok(())
     }
 }

@@ -1,15 +1,19 @@
 //! One open WebSocket: client messages become MESSAGE events, management API
 //! posts become frames, and the end (close, drop, timeout) becomes `$disconnect`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::future::OptionFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::events::{self, gateway_error, Data, Peer};
 use super::invoke::{disconnected, invoke, Answer};
+use super::slots::{Lane, Slot};
 use super::state::{Gateway, Outbox, Outgoing};
 use crate::clock::now_ms;
 use crate::error::chain;
@@ -22,6 +26,9 @@ const ABNORMAL: u16 = 1006;
 const INVALID_DATA: u16 = 1007;
 const TOO_BIG: u16 = 1009;
 
+/// A message's wait for a slot.
+type Waiting = Pin<Box<dyn Future<Output = Slot> + Send>>;
+
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     peer: Peer,
@@ -33,13 +40,22 @@ pub(crate) async fn run(
     let settings = &gateway.settings;
     let hard_deadline = Instant::now() + settings.max_duration;
     let mut idle_deadline = Instant::now() + settings.idle_timeout;
+    // A message waits for a slot to run in, and the next one is not read
+    // meanwhile: while every slot is busy, a client's frames wait in its
+    // socket (TCP's own back-pressure), not in the gateway's memory.
+    let mut pending: Option<(Data, Waiting)> = None;
 
     // AWS documents the idle timeout ("Idle Connection Timeout: 10 minutes",
     // WebSocket API quotas) but not which traffic resets it. lawcket counts
     // data in either direction (client messages and posts), not pings.
     let (code, reason): (u16, String) = loop {
         tokio::select! {
-            incoming = stream.next() => {
+            Some(slot) = OptionFuture::from(pending.as_mut().map(|(_, wait)| wait)) => {
+                if let Some((data, _)) = pending.take() {
+                    dispatch(&gateway, slot, &peer, &outbox, data);
+                }
+            }
+            incoming = stream.next(), if pending.is_none() => {
                 let data = match incoming {
                     Some(Ok(Message::Text(text))) => Data::Text(text.as_str().to_owned()),
                     Some(Ok(Message::Binary(bytes))) if settings.accept_binary => {
@@ -68,7 +84,8 @@ pub(crate) async fn run(
                 };
                 idle_deadline = Instant::now() + settings.idle_timeout;
                 touch(&gateway, &peer);
-                dispatch(&gateway, &peer, &outbox, data);
+                let slot = Arc::clone(&gateway.slots).acquire(Lane::Message);
+                pending = Some((data, Box::pin(slot)));
             }
             outgoing = rx.recv() => match outgoing {
                 Some(Outgoing::Data(bytes)) => {
@@ -107,7 +124,7 @@ pub(crate) async fn run(
 
 /// Each message is its own invocation, concurrent with others, as on Lambda;
 /// a failure or a timeout reaches the client as API Gateway's answer.
-fn dispatch(gateway: &Arc<Gateway>, peer: &Peer, outbox: &Outbox, data: Data) {
+fn dispatch(gateway: &Arc<Gateway>, slot: Slot, peer: &Peer, outbox: &Outbox, data: Data) {
     let settings = &gateway.settings;
     let route = events::route_key(&data, &settings.route_selection, settings.routes.as_deref());
     let request = events::message(peer, &route, data);
@@ -115,7 +132,7 @@ fn dispatch(gateway: &Arc<Gateway>, peer: &Peer, outbox: &Outbox, data: Data) {
     let outbox = outbox.clone();
     let id = peer.connection_id.clone();
     tokio::spawn(async move {
-        match invoke(&gateway, request, None).await {
+        match invoke(&gateway, slot, request, None).await {
             Answer::Response(_) => {}
             Answer::Failed(error) => {
                 tracing::error!(error = %chain(&error), connection_id = %id, "message failed");

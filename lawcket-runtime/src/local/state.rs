@@ -1,15 +1,16 @@
 //! What the gateway's HTTP side and its sockets share: the settings, the
-//! pipeline, the bound on invocations in flight, and the live connections the
+//! pipeline, the slots for invocations, and the live connections the
 //! management API reaches.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::events::Peer;
 use super::settings::Settings;
+use super::slots::Slots;
 use crate::pipeline::Pipeline;
 
 /// What the socket task is asked to do.
@@ -92,15 +93,15 @@ pub(crate) struct Live {
 pub(crate) struct Gateway {
     pub(crate) settings: Settings,
     pub(crate) pipeline: Arc<Pipeline>,
-    /// One permit per invocation in flight (`settings.concurrency`).
-    pub(crate) permits: Semaphore,
+    /// One slot per invocation in flight (`settings.concurrency`).
+    pub(crate) slots: Arc<Slots>,
     pub(crate) live: Mutex<HashMap<String, Live>>,
 }
 
 impl Gateway {
     pub(crate) fn new(settings: Settings, pipeline: Arc<Pipeline>) -> Gateway {
         Gateway {
-            permits: Semaphore::new(settings.concurrency),
+            slots: Slots::new(settings.concurrency),
             settings,
             pipeline,
             live: Mutex::default(),
