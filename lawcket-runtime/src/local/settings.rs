@@ -33,8 +33,8 @@ const SEND_BUFFER: usize = 8 * MAX_MESSAGE_BYTES;
 /// | `LAWCKET_LOCAL_IDLE_TIMEOUT` | `600` | seconds without a client message before closing |
 /// | `LAWCKET_LOCAL_MAX_DURATION` | `7200` | seconds before any connection is closed |
 /// | `LAWCKET_LOCAL_REGISTRY` | `memory` | `memory`, or `dynamodb` for the configured table |
-/// | `LAWCKET_LOCAL_CONCURRENCY` | `100` | invocations in flight; later events wait their turn |
-/// | `LAWCKET_LOCAL_INTEGRATION_TIMEOUT` | `29` | seconds before a client gets API Gateway's timeout answer |
+/// | `LAWCKET_LOCAL_CONCURRENCY` | `100` | invocations in flight; later events wait their turn, `$connect` and `$disconnect` first |
+/// | `LAWCKET_LOCAL_INTEGRATION_TIMEOUT` | `29` | seconds an invocation may run before its client gets API Gateway's timeout answer |
 /// | `LAWCKET_LOCAL_HANDSHAKE_TIMEOUT` | `10` | seconds a client has to complete its HTTP handshake |
 /// | `LAWCKET_LOCAL_ORIGINS` | (none) | comma-separated origins whose pages may connect, besides the gateway's own |
 /// | `LAWCKET_LOCAL_ACCEPT_BINARY` | `false` | `true` passes binary frames on as base64 messages instead of closing with 1003 |
