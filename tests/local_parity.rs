@@ -393,3 +393,61 @@ async fn posts_keep_a_connection_from_idling_out() {
     // Then nothing: it closes.
     assert_eq!(close_code(&mut client).await, 1001);
 }
+
+/// A client that stops reading: posts fill its socket and then its buffer
+/// (429), the stalled write drops it with 1006 after the write timeout, even
+/// with a DELETE in its queue, and with a single slot another client is
+/// served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_one() {
+    let settings = Settings {
+        concurrency: 1,
+        send_buffer: 128 * 1024,
+        write_timeout: Duration::from_millis(500),
+        ..Settings::default()
+    };
+    let (local, log) = start(settings).await;
+    let mut stuck = local.connect("").await.unwrap();
+    let id = ids(&log, Kind::Connect).pop().unwrap();
+    let management = local.management().await;
+    let chunk = "x".repeat(64 * 1024);
+    for posted in 0.. {
+        assert!(posted < 2000, "no 429 after {posted} posts of 64 KiB");
+        let result = management
+            .post_to_connection()
+            .connection_id(&id)
+            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
+                chunk.clone(),
+            ))
+            .send()
+            .await;
+        if result.is_err() {
+            break;
+        }
+    }
+    // It still sends: its message takes the only slot and runs.
+    stuck
+        .send(Message::text(r#"{"action":"none"}"#))
+        .await
+        .unwrap();
+    let (status, _) = local
+        .http("DELETE", &format!("/@connections/{id}"), b"")
+        .await;
+    assert!(status == 204 || status == 410, "DELETE answered {status}");
+
+    let mut other = local.connect("").await.unwrap();
+    other
+        .send(Message::text(r#"{"action":"echo","data":"served"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut other).await, r#""served""#);
+
+    eventually_long("the stuck client is dropped", || {
+        ids(&log, Kind::Close).contains(&id)
+    })
+    .await;
+    assert!(local.memory.get(&id).is_none(), "released");
+    let (status, _) = local.http("GET", &format!("/@connections/{id}"), b"").await;
+    assert_eq!(status, 410);
+    drop(stuck);
+}

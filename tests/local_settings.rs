@@ -27,6 +27,7 @@ fn bad_values_stop_the_gateway_naming_the_variable() {
         ("LAWCKET_LOCAL_INTEGRATION_TIMEOUT", "30"),
         ("LAWCKET_LOCAL_INTEGRATION_TIMEOUT", "0.01"),
         ("LAWCKET_LOCAL_HANDSHAKE_TIMEOUT", "-1"),
+        ("LAWCKET_LOCAL_WRITE_TIMEOUT", "0"),
         ("LAWCKET_LOCAL_ACCEPT_BINARY", "yes"),
         ("LAWCKET_LOCAL_SEND_BUFFER", "1024"),
     ] {
@@ -57,6 +58,7 @@ fn good_values_serve() {
             ("LAWCKET_LOCAL_CONCURRENCY", "4"),
             ("LAWCKET_LOCAL_INTEGRATION_TIMEOUT", "2.5"),
             ("LAWCKET_LOCAL_HANDSHAKE_TIMEOUT", "3"),
+            ("LAWCKET_LOCAL_WRITE_TIMEOUT", "5"),
             ("LAWCKET_LOCAL_ACCEPT_BINARY", "true"),
             ("LAWCKET_LOCAL_SEND_BUFFER", "262144"),
             (

@@ -84,8 +84,13 @@ async fn root(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let Ok(upgrade) = upgrade else {
-        return Html(gateway.settings.page.unwrap_or(DEFAULT_PAGE)).into_response();
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        // A handshake the WebSocket rules refuse (a bad version, say).
+        Err(rejection) if headers.contains_key(header::UPGRADE) => {
+            return rejection.into_response()
+        }
+        Err(_) => return Html(gateway.settings.page.unwrap_or(DEFAULT_PAGE)).into_response(),
     };
     if let Err(origin) = origin_allowed(&headers, &gateway.settings.origins) {
         tracing::warn!(

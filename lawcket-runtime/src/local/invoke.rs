@@ -25,8 +25,9 @@ pub(crate) fn accepted(response: &ApiGatewayProxyResponse) -> bool {
     (200..300).contains(&response.status_code)
 }
 
-/// Runs `request` in `slot`. The integration timeout counts from now: it bounds the invocation, as on AWS, where a function scales out
-/// instead of waiting; time spent waiting for a slot here is the laptop's,
+/// Runs `request` in `slot`. The integration timeout counts from now: it
+/// bounds the invocation, as on AWS, where a function scales out instead of
+/// waiting; time spent waiting for a slot here is the laptop's,
 /// not the handler's. An invocation still running at the timeout runs on, as
 /// a Lambda does when API Gateway has stopped waiting; if it is a `$connect`
 /// (`connect` is its peer) that accepts, the connection is undone with a
@@ -39,7 +40,7 @@ pub(crate) async fn invoke(
     connect: Option<Peer>,
 ) -> Answer {
     let deadline = Instant::now() + gateway.settings.integration_timeout;
-    let (answer, answered) = oneshot::channel();
+    let (answer, mut answered) = oneshot::channel();
     let task = Arc::clone(gateway);
     tokio::spawn(async move {
         let gateway = task;
@@ -50,12 +51,22 @@ pub(crate) async fn invoke(
             disconnected(&gateway, &peer, 1006, "Client left during $connect").await;
         }
     });
-    match timeout_at(deadline, answered).await {
-        Ok(Ok(Ok(response))) => Answer::Response(response),
-        Ok(Ok(Err(error))) => Answer::Failed(error),
+    let result = match timeout_at(deadline, &mut answered).await {
+        Ok(answer) => answer.ok(),
+        Err(_) => {
+            // No answer is taken after this, so the task undoes a connect
+            // that accepts late; one sent just as the deadline passed still
+            // counts.
+            answered.close();
+            answered.try_recv().ok()
+        }
+    };
+    match result {
+        Some(Ok(response)) => Answer::Response(response),
+        Some(Err(error)) => Answer::Failed(error),
         // The task cannot end without answering (the pipeline catches
-        // panics); the deadline passed.
-        Ok(Err(_)) | Err(_) => Answer::TimedOut,
+        // panics): the deadline passed.
+        None => Answer::TimedOut,
     }
 }
 

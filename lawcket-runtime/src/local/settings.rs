@@ -17,6 +17,12 @@ const CONCURRENCY: usize = 100;
 /// A client that has not completed its HTTP handshake in this long is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client whose socket takes no data for this long (it stopped reading, or
+/// vanished without closing) is dropped with 1006. AWS documents nothing of
+/// the kind; without a bound, such a client would be served, and stored,
+/// until TCP gives up, a quarter of an hour later.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Bytes posted to one connection and not yet written to its socket, above
 /// which a post answers 429 (eight messages of the largest size).
 const SEND_BUFFER: usize = 8 * MAX_MESSAGE_BYTES;
@@ -30,12 +36,13 @@ const SEND_BUFFER: usize = 8 * MAX_MESSAGE_BYTES;
 /// | `LAWCKET_LOCAL_STAGE` | `local` | `requestContext.stage` |
 /// | `LAWCKET_LOCAL_ROUTE_SELECTION` | `$request.body.action` | route selection expression |
 /// | `LAWCKET_LOCAL_ROUTES` | (none) | comma-separated custom route keys, `*` for any; others go to `$default` |
-/// | `LAWCKET_LOCAL_IDLE_TIMEOUT` | `600` | seconds without a client message before closing |
+/// | `LAWCKET_LOCAL_IDLE_TIMEOUT` | `600` | seconds without data either way before closing |
 /// | `LAWCKET_LOCAL_MAX_DURATION` | `7200` | seconds before any connection is closed |
 /// | `LAWCKET_LOCAL_REGISTRY` | `memory` | `memory`, or `dynamodb` for the configured table |
 /// | `LAWCKET_LOCAL_CONCURRENCY` | `100` | invocations in flight; later events wait their turn, `$connect` and `$disconnect` first |
 /// | `LAWCKET_LOCAL_INTEGRATION_TIMEOUT` | `29` | seconds an invocation may run before its client gets API Gateway's timeout answer |
 /// | `LAWCKET_LOCAL_HANDSHAKE_TIMEOUT` | `10` | seconds a client has to complete its HTTP handshake |
+/// | `LAWCKET_LOCAL_WRITE_TIMEOUT` | `10` | seconds a write to a client may stall before it is dropped with 1006 |
 /// | `LAWCKET_LOCAL_ORIGINS` | (none) | comma-separated origins whose pages may connect, besides the gateway's own |
 /// | `LAWCKET_LOCAL_ACCEPT_BINARY` | `false` | `true` passes binary frames on as base64 messages instead of closing with 1003 |
 /// | `LAWCKET_LOCAL_SEND_BUFFER` | `1048576` | bytes queued for one client before posts to it answer 429 |
@@ -49,7 +56,7 @@ pub struct Settings {
     pub route_selection: Vec<String>,
     /// Custom route keys; `None` means every selected value is a route.
     pub routes: Option<Vec<String>>,
-    /// Close after this long without a client message (API Gateway: 10 minutes).
+    /// Close after this long without data either way (API Gateway: 10 minutes).
     pub idle_timeout: Duration,
     /// Close every connection after this long (API Gateway: 2 hours).
     pub max_duration: Duration,
@@ -67,6 +74,8 @@ pub struct Settings {
     pub integration_timeout: Duration,
     /// How long a client has to complete its HTTP request.
     pub handshake_timeout: Duration,
+    /// How long a write to a client may stall before it is dropped.
+    pub write_timeout: Duration,
     /// Origins, besides the gateway's own, whose pages may open a WebSocket.
     pub origins: Vec<String>,
     /// Pass binary frames on as base64 messages (API Gateway closes with 1003).
@@ -101,6 +110,7 @@ impl Default for Settings {
             concurrency: CONCURRENCY,
             integration_timeout: INTEGRATION_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             origins: Vec::new(),
             accept_binary: false,
             send_buffer: SEND_BUFFER,
@@ -177,6 +187,9 @@ impl Settings {
         }
         if let Some(timeout) = seconds("LAWCKET_LOCAL_HANDSHAKE_TIMEOUT")? {
             settings.handshake_timeout = timeout;
+        }
+        if let Some(timeout) = seconds("LAWCKET_LOCAL_WRITE_TIMEOUT")? {
+            settings.write_timeout = timeout;
         }
         if let Some(origins) = var("LAWCKET_LOCAL_ORIGINS") {
             settings.origins = origins

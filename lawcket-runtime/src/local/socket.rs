@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::future::OptionFuture;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep_until, timeout, Duration, Instant};
 
 use super::events::{self, gateway_error, Data, Peer};
 use super::invoke::{disconnected, invoke, Answer};
@@ -29,17 +30,62 @@ const TOO_BIG: u16 = 1009;
 /// A message's wait for a slot.
 type Waiting = Pin<Box<dyn Future<Output = Slot> + Send>>;
 
+/// How a connection ended: its code and reason for `$disconnect`, and the
+/// close frame the gateway sends, if it is the one closing.
+struct End {
+    code: u16,
+    reason: String,
+    send: Option<(u16, &'static str)>,
+}
+
+impl End {
+    /// The gateway closes with `code`; `$disconnect` gets `reason`.
+    fn closing(code: u16, frame_reason: &'static str, reason: &str) -> End {
+        End {
+            code,
+            reason: reason.to_owned(),
+            send: Some((code, frame_reason)),
+        }
+    }
+
+    /// The client closed or went away: nothing to send.
+    fn closed(code: u16, reason: String) -> End {
+        End {
+            code,
+            reason,
+            send: None,
+        }
+    }
+}
+
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     peer: Peer,
     ws: WebSocket,
     outbox: Outbox,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    let (mut sink, mut stream) = ws.split();
+    let (sink, mut stream) = ws.split();
     let settings = &gateway.settings;
     let hard_deadline = Instant::now() + settings.max_duration;
     let mut idle_deadline = Instant::now() + settings.idle_timeout;
+    // Writing has a task of its own, so a client that stops reading blocks
+    // neither its reads, its timers, nor a DELETE; the writer says when data
+    // went out (it resets the idle timer) and when it had to stop.
+    let (written_tx, mut written) = watch::channel(());
+    let (stopped_tx, mut stopped) = oneshot::channel();
+    let (close_tx, close_rx) = oneshot::channel();
+    tokio::spawn(write(
+        sink,
+        rx,
+        outbox.clone(),
+        settings.write_timeout,
+        Writer {
+            written: written_tx,
+            stopped: stopped_tx,
+            close: close_rx,
+        },
+    ));
     // A message waits for a slot to run in, and the next one is not read
     // meanwhile: while every slot is busy, a client's frames wait in its
     // socket (TCP's own back-pressure), not in the gateway's memory.
@@ -48,7 +94,7 @@ pub(crate) async fn run(
     // AWS documents the idle timeout ("Idle Connection Timeout: 10 minutes",
     // WebSocket API quotas) but not which traffic resets it. lawcket counts
     // data in either direction (client messages and posts), not pings.
-    let (code, reason): (u16, String) = loop {
+    let end = loop {
         tokio::select! {
             Some(slot) = OptionFuture::from(pending.as_mut().map(|(_, wait)| wait)) => {
                 if let Some((data, _)) = pending.take() {
@@ -66,27 +112,70 @@ pub(crate) async fn run(
                         // rejects it and disconnects the client with code
                         // 1003" (Binary media types for WebSocket APIs).
                         let reason = "Binary frames are not supported";
-                        let _ = sink.send(close(UNSUPPORTED_DATA, reason)).await;
-                        break (UNSUPPORTED_DATA, reason.into());
+                        break End::closing(UNSUPPORTED_DATA, reason, reason);
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
-                        break frame.map_or((1005, String::new()), |f| (f.code, f.reason.as_str().to_owned()))
-                    }
-                    Some(Err(error)) => {
-                        let (code, reason) = failure(error);
-                        if code != ABNORMAL {
-                            let _ = sink.send(close(code, reason)).await;
+                        break match frame {
+                            Some(f) => End::closed(f.code, f.reason.as_str().to_owned()),
+                            None => End::closed(1005, String::new()),
                         }
-                        break (code, reason.into());
                     }
-                    None => break (ABNORMAL, "Connection closed abnormally".into()),
+                    Some(Err(error)) => match failure(error) {
+                        (ABNORMAL, reason) => break End::closed(ABNORMAL, reason.into()),
+                        (code, reason) => break End::closing(code, reason, reason),
+                    },
+                    None => break End::closed(ABNORMAL, "Connection closed abnormally".into()),
                 };
                 idle_deadline = Instant::now() + settings.idle_timeout;
                 touch(&gateway, &peer);
                 let slot = Arc::clone(&gateway.slots).acquire(Lane::Message);
                 pending = Some((data, Box::pin(slot)));
             }
+            Ok(()) = written.changed() => {
+                idle_deadline = Instant::now() + settings.idle_timeout;
+                touch(&gateway, &peer);
+            }
+            why = &mut stopped => {
+                break why.unwrap_or_else(|_| End::closed(ABNORMAL, "Connection closed abnormally".into()));
+            }
+            _ = sleep_until(idle_deadline) => {
+                break End::closing(GOING_AWAY, "Idle timeout", "Going away");
+            }
+            _ = sleep_until(hard_deadline) => {
+                break End::closing(GOING_AWAY, "Maximum connection duration reached", "Going away");
+            }
+        }
+    };
+    // A message still waiting gives up its place (and any slot already
+    // handed to it) before $disconnect waits for one.
+    drop(pending);
+    let _ = close_tx.send(end.send);
+    disconnected(&gateway, &peer, end.code, &end.reason).await;
+}
+
+/// What the writer shares with the socket's reading side.
+struct Writer {
+    written: watch::Sender<()>,
+    stopped: oneshot::Sender<End>,
+    /// The reading side has ended; with the close frame to send, if any.
+    close: oneshot::Receiver<Option<(u16, &'static str)>>,
+}
+
+/// Sends posts to the client until the reading side ends the connection, a
+/// DELETE closes it, or a write fails or stalls for `limit` (a client that
+/// stopped reading: it is dropped as if gone, with 1006).
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    outbox: Outbox,
+    limit: Duration,
+    mut writer: Writer,
+) {
+    let send = loop {
+        tokio::select! {
+            biased;
+            request = &mut writer.close => break request.ok().flatten(),
             outgoing = rx.recv() => match outgoing {
                 Some(Outgoing::Data(bytes)) => {
                     let len = bytes.len();
@@ -95,31 +184,30 @@ pub(crate) async fn run(
                         Ok(text) => Message::Text(text.into()),
                         Err(bytes) => Message::Binary(bytes.into_bytes().into()),
                     };
-                    let sent = sink.send(message).await;
+                    let sent = timeout(limit, sink.send(message)).await;
                     outbox.written(len);
-                    if sent.is_err() {
-                        break (ABNORMAL, "Connection closed abnormally".into());
+                    if !matches!(sent, Ok(Ok(()))) {
+                        let _ = writer.stopped.send(End::closed(ABNORMAL, "Connection closed abnormally".into()));
+                        break None;
                     }
-                    idle_deadline = Instant::now() + settings.idle_timeout;
-                    touch(&gateway, &peer);
+                    let _ = writer.written.send(());
                 }
                 Some(Outgoing::Close) | None => {
-                    let _ = sink.send(close(NORMAL, "Closed by the management API")).await;
-                    break (NORMAL, "Closed by the management API".into());
+                    let reason = "Closed by the management API";
+                    let _ = writer.stopped.send(End::closed(NORMAL, reason.into()));
+                    break Some((NORMAL, reason));
                 }
             },
-            _ = sleep_until(idle_deadline) => {
-                let _ = sink.send(close(GOING_AWAY, "Idle timeout")).await;
-                break (GOING_AWAY, "Going away".into());
-            }
-            _ = sleep_until(hard_deadline) => {
-                let _ = sink.send(close(GOING_AWAY, "Maximum connection duration reached")).await;
-                break (GOING_AWAY, "Going away".into());
-            }
         }
     };
-    let _ = sink.close().await;
-    disconnected(&gateway, &peer, code, &reason).await;
+    if let Some((code, reason)) = send {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = timeout(limit, sink.send(frame)).await;
+    }
+    let _ = timeout(limit, sink.close()).await;
 }
 
 /// Each message is its own invocation, concurrent with others, as on Lambda;
@@ -150,13 +238,6 @@ fn touch(gateway: &Gateway, peer: &Peer) {
     if let Some(live) = gateway.live().get_mut(&peer.connection_id) {
         live.last_active = now_ms();
     }
-}
-
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
 }
 
 /// The close code for a read error: a frame or message over the limits

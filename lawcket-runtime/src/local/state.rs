@@ -67,9 +67,8 @@ impl Outbox {
     /// and never refused for a full queue.
     pub(crate) fn notice(&self, data: Vec<u8>) {
         self.queued.fetch_add(data.len(), Ordering::AcqRel);
-        if self.tx.send(Outgoing::Data(data)).is_err() {
-            // The socket is gone, and the count with it.
-        }
+        // Refused only when the socket is gone, and the count with it.
+        let _ = self.tx.send(Outgoing::Data(data));
     }
 
     /// Asks the socket task to close; false when it has already ended.
