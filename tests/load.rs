@@ -234,6 +234,12 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
             &sender_errors[..sender_errors.len().min(10)]
         ));
     }
+    if let Ok((_, seen)) = &fresh {
+        if *seen >= OBSERVERS * EXPECTED {
+            problems
+                .push("the client connecting during the burst was served only after it".to_owned());
+        }
+    }
     let fresh_figure = match &fresh {
         Ok((took, seen)) => format!(
             "connected in {:.2} s (its join answered after the burst), observers had {seen}/{} messages then",

@@ -451,3 +451,27 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_one() {
     assert_eq!(status, 410);
     drop(stuck);
 }
+
+/// Pings are not data: a client that only pings idles out (AWS does not say
+/// which traffic resets the timer; lawcket counts data either way).
+#[tokio::test]
+async fn pings_do_not_keep_a_connection_from_idling_out() {
+    let settings = Settings {
+        idle_timeout: Duration::from_millis(1000),
+        ..Settings::default()
+    };
+    let (local, log) = start(settings).await;
+    let mut client = local.connect("").await.unwrap();
+    let pinging = async {
+        for _ in 0..20 {
+            if client.send(Message::Ping(vec![1].into())).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // 20 pings over 4 s; the connection has closed after 1 s regardless
+    // (were pings data, it would be open until 1 s after the last).
+    pinging.await;
+    assert_eq!(disconnect_codes(&log), [1001]);
+}
