@@ -446,6 +446,8 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_one() {
         ids(&log, Kind::Close).contains(&id)
     })
     .await;
+    // Dropped for its stalled write (its DELETE waited behind it).
+    assert_eq!(disconnect_codes(&log), [1006]);
     assert!(local.memory.get(&id).is_none(), "released");
     let (status, _) = local.http("GET", &format!("/@connections/{id}"), b"").await;
     assert_eq!(status, 410);
@@ -474,4 +476,58 @@ async fn pings_do_not_keep_a_connection_from_idling_out() {
     // (were pings data, it would be open until 1 s after the last).
     pinging.await;
     assert_eq!(disconnect_codes(&log), [1001]);
+}
+
+/// The socket closes as soon as the close handshake is done, not when
+/// `$disconnect` has run: a slow handler does not keep a client waiting, or
+/// its descriptor open. Both ways: the client closes, or the gateway does.
+#[tokio::test]
+async fn a_slow_disconnect_does_not_hold_the_socket() {
+    let connected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&connected);
+    let handler = move |invocation: Invocation| {
+        let record = Arc::clone(&record);
+        async move {
+            let connection = invocation.connection();
+            match connection.kind() {
+                Kind::Connect => record.lock().unwrap().push(connection.id().to_owned()),
+                Kind::Close => tokio::time::sleep(Duration::from_secs(3)).await,
+                Kind::Message => {}
+            }
+            Ok::<(), BoxError>(())
+        }
+    };
+    let local = Local::start(Config::new("unused"), Settings::default(), handler).await;
+    let until_end = |mut client: support::gateway::Client| async move {
+        let mut code = None;
+        while let Some(Ok(message)) = client.next().await {
+            if let Message::Close(frame) = message {
+                code = frame.map(|f| u16::from(f.code));
+            }
+        }
+        code
+    };
+
+    let mut client = local.connect("").await.unwrap();
+    client.close(None).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(1), until_end(client)).await;
+    assert!(
+        ended.is_ok(),
+        "the socket stayed open while $disconnect ran"
+    );
+
+    let client = local.connect("").await.unwrap();
+    let management = local.management().await;
+    let id = connected.lock().unwrap()[1].clone();
+    management
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(1), until_end(client)).await;
+    assert_eq!(
+        code.expect("the socket stayed open while $disconnect ran"),
+        Some(1000)
+    );
 }

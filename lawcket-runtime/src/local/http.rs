@@ -87,9 +87,7 @@ async fn root(
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         // A handshake the WebSocket rules refuse (a bad version, say).
-        Err(rejection) if headers.contains_key(header::UPGRADE) => {
-            return rejection.into_response()
-        }
+        Err(rejection) if is_websocket(&headers) => return rejection.into_response(),
         Err(_) => return Html(gateway.settings.page.unwrap_or(DEFAULT_PAGE)).into_response(),
     };
     if let Err(origin) = origin_allowed(&headers, &gateway.settings.origins) {
@@ -187,6 +185,13 @@ async fn root(
 /// Bytes each socket buffers before a read or write (tungstenite grows the
 /// read buffer for a larger frame).
 const SOCKET_BUFFER: usize = 8 * 1024;
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
 
 const DEFAULT_PAGE: &str = include_str!("console.html");
 

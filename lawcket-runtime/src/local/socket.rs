@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::future::OptionFuture;
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Duration, Instant};
@@ -30,12 +30,15 @@ const TOO_BIG: u16 = 1009;
 /// A message's wait for a slot.
 type Waiting = Pin<Box<dyn Future<Output = Slot> + Send>>;
 
+/// The close frame (code, reason) the gateway sends, if it is the one closing.
+type CloseWith = Option<(u16, &'static str)>;
+
 /// How a connection ended: its code and reason for `$disconnect`, and the
 /// close frame the gateway sends, if it is the one closing.
 struct End {
     code: u16,
     reason: String,
-    send: Option<(u16, &'static str)>,
+    send: CloseWith,
 }
 
 impl End {
@@ -137,6 +140,8 @@ pub(crate) async fn run(
                 touch(&gateway, &peer);
             }
             why = &mut stopped => {
+                // The writer stopped (DELETE, a stalled client): its account
+                // is what the client got.
                 break why.unwrap_or_else(|_| End::closed(ABNORMAL, "Connection closed abnormally".into()));
             }
             _ = sleep_until(idle_deadline) => {
@@ -147,10 +152,13 @@ pub(crate) async fn run(
             }
         }
     };
-    // A message still waiting gives up its place (and any slot already
-    // handed to it) before $disconnect waits for one.
+    // A message read but still waiting for a slot is not run (its client is
+    // gone); it gives up its place, and any slot already handed to it,
+    // before $disconnect waits for one.
     drop(pending);
-    let _ = close_tx.send(end.send);
+    // The writer closes the socket, whatever $disconnect takes; if it has
+    // already stopped (a stalled client), the socket is dropped here.
+    let _ = close_tx.send((end.send, stream));
     disconnected(&gateway, &peer, end.code, &end.reason).await;
 }
 
@@ -158,13 +166,15 @@ pub(crate) async fn run(
 struct Writer {
     written: watch::Sender<()>,
     stopped: oneshot::Sender<End>,
-    /// The reading side has ended; with the close frame to send, if any.
-    close: oneshot::Receiver<Option<(u16, &'static str)>>,
+    /// The reading side has ended: the close frame to send, if any, and the
+    /// socket's reading half.
+    close: oneshot::Receiver<(CloseWith, SplitStream<WebSocket>)>,
 }
 
-/// Sends posts to the client until the reading side ends the connection, a
-/// DELETE closes it, or a write fails or stalls for `limit` (a client that
-/// stopped reading: it is dropped as if gone, with 1006).
+/// Sends posts to the client until the reading side ends the connection (a
+/// DELETE asks it to), then closes the socket. A write that fails or stalls
+/// for `limit` (a client that stopped reading, or vanished) stops it at once:
+/// the client is dropped as gone, with 1006.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -172,10 +182,10 @@ async fn write(
     limit: Duration,
     mut writer: Writer,
 ) {
-    let send = loop {
+    let closing = loop {
         tokio::select! {
             biased;
-            request = &mut writer.close => break request.ok().flatten(),
+            closing = &mut writer.close => break closing,
             outgoing = rx.recv() => match outgoing {
                 Some(Outgoing::Data(bytes)) => {
                     let len = bytes.len();
@@ -187,27 +197,41 @@ async fn write(
                     let sent = timeout(limit, sink.send(message)).await;
                     outbox.written(len);
                     if !matches!(sent, Ok(Ok(()))) {
-                        let _ = writer.stopped.send(End::closed(ABNORMAL, "Connection closed abnormally".into()));
-                        break None;
+                        let gone = End::closed(ABNORMAL, "Connection closed abnormally".into());
+                        let _ = writer.stopped.send(gone);
+                        return; // posts now answer 410; the socket goes with the reader's half
                     }
                     let _ = writer.written.send(());
                 }
+                // DELETE (the outbox is also ours, so `None` cannot come).
                 Some(Outgoing::Close) | None => {
                     let reason = "Closed by the management API";
-                    let _ = writer.stopped.send(End::closed(NORMAL, reason.into()));
-                    break Some((NORMAL, reason));
+                    let _ = writer.stopped.send(End::closing(NORMAL, reason, reason));
+                    break (&mut writer.close).await;
                 }
             },
         }
     };
-    if let Some((code, reason)) = send {
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        let _ = timeout(limit, sink.send(frame)).await;
-    }
-    let _ = timeout(limit, sink.close()).await;
+    rx.close(); // posts from now on answer 410
+    let Ok((frame, mut stream)) = closing else {
+        return;
+    };
+    // The close handshake, bounded: the gateway's close frame, then reading
+    // to the end so the client's reply (or unread data) does not turn the
+    // close into a reset that loses the frame; or, when the client closed
+    // first, the reply tungstenite has queued.
+    let _ = timeout(limit, async {
+        if let Some((code, reason)) = frame {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            sink.send(Message::Close(Some(frame))).await?;
+            while let Some(Ok(_)) = stream.next().await {}
+        }
+        sink.close().await
+    })
+    .await;
 }
 
 /// Each message is its own invocation, concurrent with others, as on Lambda;
