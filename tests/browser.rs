@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -269,16 +269,11 @@ impl Chat {
             .stderr(Stdio::from(file))
             .spawn()
             .unwrap();
-        let chat = Chat { child, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the chat example did not listen on {port}\n{}",
-                chat.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut chat = Chat { child, log };
+        let log = chat.log.clone();
+        support::wait_listening(port, &mut chat.child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
         chat
     }
 

@@ -12,7 +12,6 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -591,18 +590,8 @@ impl Chat {
             .spawn()
             .expect("cannot start the chat example");
         let mut chat = Chat { child, port, log };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = chat.child.try_wait().unwrap() {
-                panic!("the chat example exited ({status})\n{}", chat.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the chat example did not listen on {port}\n{}",
-                chat.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = chat.log.clone();
+        support::wait_listening(port, &mut chat.child, || tail(&log));
         chat
     }
 
@@ -625,17 +614,22 @@ impl Chat {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(60)..];
-        format!(
-            "--- chat example log, {} ({} lines, the last {}) ---\n{}",
-            self.log.display(),
-            lines.len(),
-            tail.len(),
-            tail.join("\n")
-        )
+        tail(&self.log)
     }
+}
+
+/// The last 60 lines of the log at `path`, headed by where it is.
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(60)..];
+    format!(
+        "--- chat example log, {} ({} lines, the last {}) ---\n{}",
+        path.display(),
+        lines.len(),
+        tail.len(),
+        tail.join("\n")
+    )
 }
 
 impl Drop for Chat {

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use lawcket::{Error, Kind};
 use lawcket_runtime::test_util::Settings;
 use lawcket_runtime::{BoxError, Config, Invocation};
-use support::gateway::{close_code, eventually, next_text, Local};
+use support::gateway::{close_code, eventually, eventually_within, next_text, Local};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -205,22 +205,13 @@ async fn a_connect_past_the_integration_timeout_is_refused_and_undone() {
     // The connect finishes late and is stored; its client never got the
     // connection, so a $disconnect releases it.
     let id = ids(&log, Kind::Connect).pop().unwrap();
-    eventually_long("the late connect is undone", || {
-        ids(&log, Kind::Close) == [id.clone()]
-    })
+    eventually_within(
+        Duration::from_secs(15),
+        "the late connect is undone",
+        || ids(&log, Kind::Close) == [id.clone()],
+    )
     .await;
     assert!(local.memory.is_empty(), "nothing left stored");
-}
-
-async fn eventually_long(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -321,6 +312,32 @@ async fn the_management_api_answers_under_its_stage_and_the_root_only() {
     }
 }
 
+type PostError = aws_sdk_apigatewaymanagement::error::SdkError<
+    aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError,
+>;
+
+/// Posts `chunk` to `id` until a post is refused: how many were accepted,
+/// and the refusal. A client that reads nothing fills its socket's buffers,
+/// then the gateway's.
+async fn post_until_refused(
+    management: &aws_sdk_apigatewaymanagement::Client,
+    id: &str,
+    chunk: &str,
+) -> (usize, PostError) {
+    for accepted in 0..2000 {
+        let result = management
+            .post_to_connection()
+            .connection_id(id)
+            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(chunk))
+            .send()
+            .await;
+        if let Err(error) = result {
+            return (accepted, error);
+        }
+    }
+    panic!("no post refused after 2000 of {} bytes", chunk.len());
+}
+
 #[tokio::test]
 async fn a_client_that_does_not_read_fills_its_buffer_and_posts_answer_429() {
     let settings = Settings {
@@ -333,22 +350,7 @@ async fn a_client_that_does_not_read_fills_its_buffer_and_posts_answer_429() {
     let management = local.management().await;
     // The client reads nothing: the socket's buffers fill, then the gateway's.
     let chunk = "x".repeat(64 * 1024);
-    let mut accepted = 0;
-    let throttled = loop {
-        assert!(accepted < 2000, "no 429 after {accepted} posts of 64 KiB");
-        let result = management
-            .post_to_connection()
-            .connection_id(&id)
-            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
-                chunk.clone(),
-            ))
-            .send()
-            .await;
-        match result {
-            Ok(_) => accepted += 1,
-            Err(error) => break error,
-        }
-    };
+    let (accepted, throttled) = post_until_refused(&management, &id, &chunk).await;
     assert!(
         throttled
             .as_service_error()
@@ -410,21 +412,7 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_one() {
     let mut stuck = local.connect("").await.unwrap();
     let id = ids(&log, Kind::Connect).pop().unwrap();
     let management = local.management().await;
-    let chunk = "x".repeat(64 * 1024);
-    for posted in 0.. {
-        assert!(posted < 2000, "no 429 after {posted} posts of 64 KiB");
-        let result = management
-            .post_to_connection()
-            .connection_id(&id)
-            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
-                chunk.clone(),
-            ))
-            .send()
-            .await;
-        if result.is_err() {
-            break;
-        }
-    }
+    post_until_refused(&management, &id, &"x".repeat(64 * 1024)).await;
     // It still sends: its message takes the only slot and runs.
     stuck
         .send(Message::text(r#"{"action":"none"}"#))
@@ -442,9 +430,11 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_one() {
         .unwrap();
     assert_eq!(next_text(&mut other).await, r#""served""#);
 
-    eventually_long("the stuck client is dropped", || {
-        ids(&log, Kind::Close).contains(&id)
-    })
+    eventually_within(
+        Duration::from_secs(15),
+        "the stuck client is dropped",
+        || ids(&log, Kind::Close).contains(&id),
+    )
     .await;
     // Dropped for its stalled write (its DELETE waited behind it).
     assert_eq!(disconnect_codes(&log), [1006]);

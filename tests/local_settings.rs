@@ -5,7 +5,6 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn echo(vars: &[(&str, &str)], port: u16) -> Command {
     let mut command = Command::new(support::example("echo"));
@@ -68,18 +67,11 @@ fn good_values_serve() {
         ],
         port,
     )
+    .stderr(Stdio::inherit())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("the gateway stopped ({status}):\n{err}");
-        }
-        assert!(Instant::now() < deadline, "the echo example did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Its errors go to the test's own output.
+    support::wait_listening(port, &mut child, String::new);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -133,8 +133,13 @@ pub async fn close_code(client: &mut Client) -> u16 {
 }
 
 /// Polls `condition` for up to 5 s.
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+pub async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    eventually_within(Duration::from_secs(5), what, condition).await
+}
+
+/// Polls `condition` for up to `limit`.
+pub async fn eventually_within(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
     while !condition() {
         assert!(
             tokio::time::Instant::now() < deadline,

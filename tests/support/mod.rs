@@ -40,6 +40,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until something listens on 127.0.0.1:`port` (30 s at most); panics
+/// with `log()` if `child` exits first or the time runs out.
+pub fn wait_listening(port: u16, child: &mut std::process::Child, log: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the example exited ({status}) before listening on {port}\n{}",
+                log()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the example did not listen on {port}\n{}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The example binary, freshly built: `cargo build --example` is a no-op after
 /// `cargo test` built the examples, and rebuilds a stale one when a single test
 /// target was asked for (cargo releases its build lock while tests run).

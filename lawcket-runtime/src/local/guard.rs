@@ -26,7 +26,7 @@ pub(crate) fn host_allowed(host: Option<&str>, bound: SocketAddr) -> bool {
 }
 
 /// The name or address in a `Host` value, without port or brackets.
-fn host_name(host: &str) -> Option<&str> {
+pub(crate) fn host_name(host: &str) -> Option<&str> {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;

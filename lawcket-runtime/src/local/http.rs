@@ -16,7 +16,7 @@ use axum::Router;
 
 use super::events::{self, Peer};
 use super::formats::{iso8601, random_id};
-use super::guard::{host_allowed, management_allowed, origin_allowed, Unauthorized};
+use super::guard::{host_allowed, host_name, management_allowed, origin_allowed, Unauthorized};
 use super::invoke::{accepted, disconnected, invoke, Answer};
 use super::slots::Lane;
 use super::socket;
@@ -112,8 +112,8 @@ async fn root(
         // The host without its port. What API Gateway could not send as a
         // domainName (an IPv6 literal, `app.localhost.`) stands as
         // `localhost`, so the event stays one lawcket accepts.
-        domain_name: match host.rsplit_once(':').map_or(host, |(name, _)| name) {
-            name if is_domain_name(name) => name.to_owned(),
+        domain_name: match host_name(host) {
+            Some(name) if is_domain_name(name) => name.to_owned(),
             _ => "localhost".to_owned(),
         },
         stage: gateway.settings.stage.clone(),
