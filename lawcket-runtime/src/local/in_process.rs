@@ -55,7 +55,6 @@ impl HttpConnector for InProcess {
 }
 
 fn to_http(request: HttpRequest) -> Result<http::Request<axum::body::Body>, ConnectorError> {
-    let invalid = |e: http::Error| ConnectorError::user(e.into());
     let uri: http::Uri = request
         .uri()
         .parse()
@@ -77,7 +76,9 @@ fn to_http(request: HttpRequest) -> Result<http::Request<axum::body::Body>, Conn
         .bytes()
         .ok_or_else(|| ConnectorError::user("a streaming body cannot be posted in process".into()))?
         .to_vec();
-    builder.body(axum::body::Body::from(body)).map_err(invalid)
+    builder
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ConnectorError::user(e.into()))
 }
 
 async fn from_http(response: axum::response::Response) -> Result<HttpResponse, ConnectorError> {
@@ -88,7 +89,7 @@ async fn from_http(response: axum::response::Response) -> Result<HttpResponse, C
     let status = parts.status.as_u16().try_into().map_err(
         |e: aws_smithy_runtime_api::http::HttpError| ConnectorError::other(e.into(), None),
     )?;
-    let mut response = HttpResponse::new(status, SdkBody::from(bytes.to_vec()));
+    let mut response = HttpResponse::new(status, SdkBody::from(bytes));
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
             response
