@@ -19,7 +19,8 @@
 //! ```
 //!
 //! On Lambda (where `AWS_LAMBDA_RUNTIME_API` is set) the binary serves
-//! invocations through `lambda_runtime`; anywhere else it runs a local gateway.
+//! invocations through `lambda_runtime`; anywhere else, when built with the
+//! `local` feature, it runs a local gateway.
 //! See the README for the table definition, IAM permissions and configuration.
 
 #![warn(missing_docs)]

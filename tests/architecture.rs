@@ -3,7 +3,8 @@
 //! code, and in the tokens of macro calls) is resolved to the module (file) it
 //! reaches into: the longest module prefix of the path, or, for `crate::Name`,
 //! the module lib.rs re-exports `Name` from. The resulting graph must be
-//! acyclic. Test code (`tests.rs` files, `#[cfg(test)]` items) is left out.
+//! acyclic. Test code (`tests.rs` files, `#[cfg(test)]` and `#[cfg(all(test, ..))]`
+//! items) is left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -245,12 +246,21 @@ struct Paths {
     found: Vec<Vec<String>>,
 }
 
+/// `#[cfg(test)]`, or `#[cfg(all(test, ...))]`: compiled only for tests.
 fn is_test(attrs: &[syn::Attribute]) -> bool {
+    fn test_only(meta: &syn::Meta) -> bool {
+        match meta {
+            syn::Meta::Path(path) => path.is_ident("test"),
+            syn::Meta::List(list) if list.path.is_ident("all") => list
+                .parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                )
+                .is_ok_and(|all| all.iter().any(test_only)),
+            _ => false,
+        }
+    }
     attrs.iter().any(|attr| {
-        attr.path().is_ident("cfg")
-            && attr
-                .parse_args::<syn::Meta>()
-                .is_ok_and(|meta| meta.path().is_ident("test"))
+        attr.path().is_ident("cfg") && attr.parse_args::<syn::Meta>().is_ok_and(|m| test_only(&m))
     })
 }
 

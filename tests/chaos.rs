@@ -122,6 +122,7 @@ async fn a_seeded_run_with_faults_loses_and_leaks_nothing() {
     // The pipeline reaches DynamoDB through a proxy that can cut it off.
     let proxy = Proxy::start(&moto.endpoint).await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(lawcket_runtime::test_util::http_client())
         .endpoint_url(&proxy.url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -128,6 +128,7 @@ fn generic(response: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> Stri
 async fn an_unreachable_dynamodb_is_a_clear_error() {
     let port = support::free_port(); // nothing listens there
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(lawcket_runtime::test_util::http_client())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -365,7 +365,8 @@ async fn no_credential_or_signature_is_logged_even_at_trace() {
     env.push(("AWS_SESSION_TOKEN", format!("{SECRET}-token")));
     env.push(("LAWCKET_MANAGEMENT_ENDPOINT", connections.url.clone()));
     // Everything at trace, and the SDK's request logging asked for by name
-    // and through lawcket's span: the forms that could widen a plain filter.
+    // (and a span directive, which lawcket's filter skips): the forms that
+    // could widen a plain filter.
     env.push((
         "AWS_LAMBDA_LOG_LEVEL",
         "trace,aws_smithy_runtime::client::orchestrator=trace,aws_sigv4=trace,[lawcket]=trace"

@@ -1,5 +1,7 @@
 //! Who sent the event: [`Connection`] and its [`Kind`].
 
+use std::sync::Arc;
+
 use crate::error::Error;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
@@ -26,8 +28,13 @@ pub enum Kind {
 /// }
 /// # }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Connection {
+#[derive(Clone, PartialEq, Eq)]
+pub struct Connection(Arc<Fields>);
+
+/// Shared: every handler parameter, registration and publish of an event
+/// holds the same connection, so a clone is a reference count, not five strings.
+#[derive(Debug, PartialEq, Eq)]
+struct Fields {
     kind: Kind,
     id: String,
     stage: String,
@@ -74,7 +81,7 @@ impl Connection {
                 context.connected_at
             )));
         }
-        Ok(Connection {
+        Ok(Connection(Arc::new(Fields {
             kind,
             id: field(&context.connection_id, "connectionId", Shape::ConnectionId)?,
             stage: field(&context.stage, "stage", Shape::Stage)?,
@@ -86,43 +93,66 @@ impl Connection {
             }),
             api_id,
             connected_at: context.connected_at,
-        })
+        })))
     }
 
     /// Connect, close or message.
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.0.kind
     }
 
     /// The API Gateway connection id (`requestContext.connectionId`).
     pub fn id(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     /// The API stage (`requestContext.stage`), e.g. `prod`.
     pub fn stage(&self) -> &str {
-        &self.stage
+        &self.0.stage
     }
 
     /// The domain the client connected to (`requestContext.domainName`).
     pub fn domain_name(&self) -> &str {
-        &self.domain_name
+        &self.0.domain_name
     }
 
     /// The route API Gateway selected: `$connect`, `$disconnect`, `$default` or a
     /// custom route key.
     pub fn route_key(&self) -> &str {
-        &self.route_key
+        &self.0.route_key
     }
 
     /// The API id (`requestContext.apiId`), when API Gateway sent it.
     pub fn api_id(&self) -> Option<&str> {
-        self.api_id.as_deref()
+        self.0.api_id.as_deref()
     }
 
     /// When the connection was opened, in milliseconds since the Unix epoch.
     pub fn connected_at(&self) -> i64 {
-        self.connected_at
+        self.0.connected_at
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Fields {
+            kind,
+            id,
+            stage,
+            domain_name,
+            route_key,
+            api_id,
+            connected_at,
+        } = &*self.0;
+        f.debug_struct("Connection")
+            .field("kind", kind)
+            .field("id", id)
+            .field("stage", stage)
+            .field("domain_name", domain_name)
+            .field("route_key", route_key)
+            .field("api_id", api_id)
+            .field("connected_at", connected_at)
+            .finish()
     }
 }
 
@@ -169,31 +199,35 @@ enum Shape {
 
 impl Shape {
     fn check(self, field: &str, value: &str) -> Result<(), Error> {
-        let (max, allowed, what): (usize, fn(char) -> bool, &str) = match self {
+        // Every allowed character is ASCII, so the check runs on bytes (it
+        // runs on every event); a non-ASCII character fails it either way.
+        let (max, allowed, what): (usize, fn(u8) -> bool, &str) = match self {
             Shape::ConnectionId => (
                 128,
-                |c| c.is_ascii_alphanumeric() || "+/=_-".contains(c),
+                |b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-'),
                 "letters, digits and + / = _ -",
             ),
             Shape::Stage => (
                 128,
-                |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+                |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
                 "letters, digits, - and _",
             ),
             Shape::DomainName => (
                 253,
-                |c| c.is_ascii_alphanumeric() || c == '-' || c == '.',
+                |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.',
                 "a host name's letters, digits, - and .",
             ),
             Shape::ApiId => (
                 32,
-                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+                |b| b.is_ascii_lowercase() || b.is_ascii_digit(),
                 "lowercase letters and digits",
             ),
         };
-        let problem = if value.chars().count() > max {
+        let problem = if value.len() > max && value.chars().count() > max {
             format!("is {} characters long, over {max}", value.chars().count())
-        } else if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
+        } else if let Some(at) = value.bytes().position(|b| !allowed(b)) {
+            // `at` starts a character: every byte before it is ASCII.
+            let bad = value[at..].chars().next().unwrap_or_default();
             format!("holds {bad:?}; API Gateway sends only {what}")
         } else if matches!(self, Shape::DomainName)
             && value

@@ -67,7 +67,8 @@ async fn serve_local(config: Config, handler: Box<dyn Handler>) -> Result<(), Er
 async fn serve_local(_: Config, _: Box<dyn Handler>) -> Result<(), Error> {
     Err(Error::Config(
         "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda, and this binary was built \
-         without lawcket's `local` feature (the local gateway)"
+         without lawcket's `local` feature, the local gateway: build with \
+         `lawcket = { ..., features = [\"local\"] }` to serve WebSocket clients here"
             .into(),
     ))
 }
@@ -100,22 +101,48 @@ fn allowed(target: &str, level: &tracing::Level) -> bool {
     !capped || *level <= tracing::Level::INFO
 }
 
+/// What a log level variable asks for. `Targets` reads `level` and
+/// `target=level` lists (`info,lawcket_runtime=debug`), RUST_LOG's common form;
+/// EnvFilter's span directives (`[span]=debug`) would bring the regex crates
+/// into every binary, so they are skipped (as are empty items and spaces after
+/// commas, which EnvFilter also ignored). Levels are read in any case (Lambda's
+/// are upper case), and Lambda's `FATAL`, which tracing lacks, is `error`; a
+/// list that does not parse is `info`.
+fn targets(level: &str) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    let items: Vec<&str> = level
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty() && !item.starts_with('['))
+        .map(|item| match item.eq_ignore_ascii_case("fatal") {
+            true => "error",
+            false => item,
+        })
+        .collect();
+    match items.is_empty() {
+        true => Ok(Targets::new().with_default(tracing::Level::INFO)),
+        false => items.join(",").parse::<Targets>(),
+    }
+    .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+}
+
 fn init_tracing(on_lambda: bool) {
     use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer};
+    use tracing_subscriber::Layer;
     // Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL; RUST_LOG otherwise.
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let asked = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let asked = targets(&level);
     // A second filter the user's cannot widen: no directive, however specific
-    // (`aws_smithy_runtime::client::orchestrator=trace`, `[lawcket]=trace`),
-    // lets a capped target through below info.
+    // (`aws_smithy_runtime::client::orchestrator=trace`), lets a capped target
+    // through below info.
     let filter = asked.and(filter_fn(|meta| allowed(meta.target(), meta.level())));
+    // CloudWatch stamps every line and shows no colours (lawcket builds
+    // tracing-subscriber without them, but another crate may turn them on).
     let layer = tracing_subscriber::fmt::layer().with_target(false);
-    // CloudWatch stamps every line and shows no colours.
     let layer = if on_lambda {
         layer.without_time().with_ansi(false).boxed()
     } else {
@@ -129,8 +156,30 @@ fn init_tracing(on_lambda: bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::allowed;
+    use super::{allowed, targets};
     use tracing::Level;
+
+    #[test]
+    fn log_levels_read_as_lambda_and_rust_log_write_them() {
+        let lawcket = "lawcket_runtime::pipeline";
+        assert!(targets("DEBUG").would_enable(lawcket, &Level::DEBUG));
+        assert!(!targets("WARN").would_enable(lawcket, &Level::INFO));
+        let listed = targets("warn,lawcket_runtime=debug");
+        assert!(listed.would_enable(lawcket, &Level::DEBUG));
+        assert!(!listed.would_enable("hyper", &Level::INFO));
+        assert!(targets("FATAL").would_enable(lawcket, &Level::ERROR));
+        assert!(!targets("FATAL").would_enable(lawcket, &Level::WARN));
+        assert!(targets("lawcket=loud").would_enable(lawcket, &Level::INFO));
+        assert!(!targets("lawcket=loud").would_enable(lawcket, &Level::DEBUG));
+        // EnvFilter's leniency: empty items and spaces after commas.
+        assert!(targets("info,").would_enable("lambda_runtime", &Level::INFO));
+        let spaced = targets("warn, lawcket_runtime=debug");
+        assert!(spaced.would_enable(lawcket, &Level::DEBUG));
+        // A span directive is skipped, not read as a target that silences all.
+        let span = targets("info,[lawcket]=trace");
+        assert!(span.would_enable(lawcket, &Level::INFO));
+        assert!(targets("[lawcket]=trace").would_enable(lawcket, &Level::INFO));
+    }
 
     #[test]
     fn capped_targets_never_log_below_info() {

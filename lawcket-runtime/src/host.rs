@@ -137,13 +137,28 @@ impl Host {
 
 pub(crate) async fn load(sdk: Sdk) -> aws_config::SdkConfig {
     use aws_config::{BehaviorVersion, Region};
-    let defaults = aws_config::defaults(BehaviorVersion::latest());
+    let defaults =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(crate::https::client());
     match sdk {
+        // A config built by the user's own aws-config, which may have no HTTP
+        // client of its own (lawcket does not turn on the SDK's default one).
+        Sdk::Given(sdk) if sdk.http_client().is_none() => sdk
+            .into_builder()
+            .http_client(crate::https::client())
+            .build(),
         Sdk::Given(sdk) => *sdk,
         Sdk::Environment => defaults.load().await,
         Sdk::EnvironmentOrLocalRegion => {
-            let region = aws_config::meta::region::RegionProviderChain::default_provider()
-                .or_else(Region::new("us-east-1"));
+            // The environment and the profile: the default region chain's last
+            // step, EC2's instance metadata, builds its own HTTP client, which
+            // lawcket does not link (a laptop has no instance metadata anyway).
+            use aws_config::environment::EnvironmentVariableRegionProvider;
+            use aws_config::profile::ProfileFileRegionProvider;
+            let region = aws_config::meta::region::RegionProviderChain::first_try(
+                EnvironmentVariableRegionProvider::new(),
+            )
+            .or_else(ProfileFileRegionProvider::new())
+            .or_else(Region::new("us-east-1"));
             defaults.region(region).load().await
         }
         Sdk::Offline => {

@@ -15,6 +15,7 @@
 //! | `sync` | sync fields and their rules ([`SyncValue`], [`Dynamic`]) |
 //! | `registry` | where connections are kept: DynamoDB or memory |
 //! | `management`, `endpoint` | the `@connections` API: clients, posts, which endpoint |
+//! | `https` | the one HTTP client of every AWS call (rustls on ring, Amazon's roots) |
 //! | `host` | one assembly step: SDK settings, call timeouts and registry, built once |
 //! | `report`, `publisher`, `publish` | sending: [`Publisher`], [`Report`], the handler's [`Publish`] |
 //! | `registration` | a connection's item, and [`Registration`] for the handler |
@@ -35,6 +36,7 @@ mod env;
 mod error;
 mod event;
 mod host;
+mod https;
 mod invocation;
 mod lambda;
 mod limits;
@@ -78,10 +80,36 @@ pub mod test_util {
     #[cfg(feature = "local")]
     pub use crate::local::{LocalGateway, Settings};
 
+    /// The HTTP client lawcket gives the SDK, for the tests' own SDK clients.
+    pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+        crate::https::client()
+    }
+
     /// SDK settings with fixed local credentials and region, as the local
     /// gateway uses in memory.
     pub async fn offline_sdk_config() -> aws_config::SdkConfig {
         crate::host::load(crate::host::Sdk::Offline).await
+    }
+
+    /// A [`Publisher`](crate::Publisher) over `registry` (the memory one,
+    /// typically) posting to `endpoint` through a management client built as
+    /// lawcket builds its own (retries, post timeouts from the environment),
+    /// at most `concurrency` posts in flight. It reaches every stage.
+    pub fn publisher(
+        registry: Registry,
+        sdk: &aws_config::SdkConfig,
+        endpoint: &str,
+        concurrency: usize,
+    ) -> Result<crate::Publisher, crate::Error> {
+        let timeouts = crate::host::Timeouts::from_env()?;
+        let client = crate::management::client(sdk, endpoint, &timeouts.post);
+        Ok(crate::Publisher::from_parts(
+            client,
+            endpoint.to_owned(),
+            registry,
+            None,
+            concurrency.max(1),
+        ))
     }
 
     /// Runs one Lambda invocation payload (any bytes) through `pipeline`,

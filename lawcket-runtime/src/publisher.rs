@@ -173,9 +173,13 @@ impl Publisher {
         .await
     }
 
-    /// Pages through the registry (the next page is read while this one is
-    /// posted, so memory holds two pages at most), posts with bounded
-    /// concurrency, then releases the gone in batches.
+    /// Posts to every selected connection, then releases the gone in batches.
+    ///
+    /// The posts are one stream across pages, `concurrency` of them in flight
+    /// until the last: the next page is read while the current one is
+    /// posted, so posting never waits for a page to drain. One page waits in
+    /// a channel of one slot, read only once that slot is free, so at most
+    /// two pages of ids are held, however large the table.
     async fn broadcast(
         &self,
         selector: Selector,
@@ -184,27 +188,28 @@ impl Publisher {
     ) -> Result<Report, Error> {
         check_size(&data)?;
         let registry = &self.inner.registry;
-        let mut report = Report::default();
-        let mut page = registry.page(&selector, None).await?;
-        let read = loop {
-            let (entries, next) = page;
-            let entries = entries
-                .into_iter()
-                .filter(|e| Some(e.connection_id.as_str()) != except);
-            let following = async {
-                match next {
-                    Some(cursor) => Some(registry.page(&selector, Some(cursor)).await),
-                    None => None,
+        let (pages, mut next_page) = tokio::sync::mpsc::channel::<Vec<Entry>>(1);
+        let read = async move {
+            let mut cursor = None;
+            // A page is read only once the slot is free. (`Err`: the posts
+            // stopped taking pages, which they do only after the last.)
+            while let Ok(slot) = pages.reserve().await {
+                let (mut entries, next) = registry.page(&selector, cursor).await?;
+                entries.retain(|e| Some(e.connection_id.as_str()) != except);
+                slot.send(entries);
+                if next.is_none() {
+                    break;
                 }
-            };
-            let ((), following) =
-                tokio::join!(self.post_all(entries, &data, &mut report), following);
-            match following {
-                Some(Ok(next_page)) => page = next_page,
-                Some(Err(error)) => break Err(error),
-                None => break Ok(()),
+                cursor = next;
             }
+            // Dropping `pages` ends the posts' stream once they took every page.
+            Ok::<(), Error>(())
         };
+        let entries = futures_util::stream::poll_fn(|cx| next_page.poll_recv(cx))
+            .flat_map(futures_util::stream::iter);
+        let mut report = Report::default();
+        // On a failed read, the pages already read are still posted.
+        let ((), read) = tokio::join!(self.post_all(entries, &data, &mut report), read);
         // The gone found so far are released even when a later page failed.
         if !report.released.is_empty() {
             tracing::info!(count = report.released.len(), "releasing gone connections");
@@ -226,16 +231,16 @@ impl Publisher {
         }
     }
 
-    /// Posts to every id, at most `concurrency` at a time, tallying the outcomes.
+    /// Posts to every entry, at most `concurrency` at a time, tallying the outcomes.
     async fn post_all(
         &self,
-        entries: impl Iterator<Item = Entry>,
+        entries: impl futures_util::Stream<Item = Entry>,
         data: &[u8],
         report: &mut Report,
     ) {
         // Each post future owns what it uses (a cheap clone of the publisher),
         // which keeps the handler's future `Send` without lifetime puzzles.
-        let posts = futures_util::stream::iter(entries).map(|entry| {
+        let posts = entries.map(|entry| {
             let publisher = self.clone();
             let data = data.to_vec();
             async move {
@@ -243,13 +248,17 @@ impl Publisher {
                 (entry, outcome)
             }
         });
-        let mut outcomes = posts.buffer_unordered(self.inner.concurrency);
-        let cutoff = now_ms() - CONNECTING_GRACE_MS;
+        let mut outcomes = std::pin::pin!(posts.buffer_unordered(self.inner.concurrency));
         while let Some((entry, outcome)) = outcomes.next().await {
             let id = entry.connection_id;
             match outcome {
                 Outcome::Delivered => report.delivered += 1,
-                Outcome::Gone if entry.connected_at.is_some_and(|at| at >= cutoff) => {
+                // The grace is counted to the answer: a publish can outlast it.
+                Outcome::Gone
+                    if entry
+                        .connected_at
+                        .is_some_and(|at| at >= now_ms() - CONNECTING_GRACE_MS) =>
+                {
                     report.failed.push(Failure {
                         error: self.still_connecting(&id),
                         connection_id: id,
@@ -430,5 +439,112 @@ impl PublisherBuilder {
             self.stage,
             self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         ))
+    }
+}
+
+#[cfg(all(test, feature = "local"))] // the endpoint is served with axum
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::host::{load, Timeouts};
+    use crate::registry::{Item, Memory};
+
+    const PAGE: usize = 10;
+    const CONCURRENCY: usize = 4;
+
+    /// A `@connections` endpoint that answers the first post of each page only
+    /// once a post of the next page has arrived (ids are `c000`, `c001`, ...,
+    /// read in that order). A publisher that finishes a page before starting
+    /// the next would wait on it until lawcket's post timeout failed it.
+    #[derive(Default)]
+    struct Endpoint {
+        pages: usize,
+        state: Mutex<Seen>,
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        posts: Vec<String>,
+        in_flight: usize,
+        max_in_flight: usize,
+        /// The latest page a post has arrived from.
+        latest: usize,
+        /// A page's held first post, answered when its sender is dropped.
+        held: Vec<(usize, oneshot::Sender<()>)>,
+    }
+
+    async fn receive(
+        State(endpoint): State<Arc<Endpoint>>,
+        Path((_stage, id)): Path<(String, String)>,
+    ) -> StatusCode {
+        let index: usize = id[1..].parse().unwrap();
+        let page = index / PAGE;
+        let hold = {
+            let mut seen = endpoint.state.lock().unwrap();
+            seen.posts.push(id);
+            seen.in_flight += 1;
+            seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
+            seen.latest = seen.latest.max(page);
+            let latest = seen.latest;
+            seen.held.retain(|(p, _)| *p == latest);
+            (index.is_multiple_of(PAGE) && page == latest && page + 1 < endpoint.pages).then(|| {
+                let (release, held) = oneshot::channel();
+                seen.held.push((page, release));
+                held
+            })
+        };
+        if let Some(held) = hold {
+            let _ = held.await;
+        }
+        endpoint.state.lock().unwrap().in_flight -= 1;
+        StatusCode::OK
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn posts_run_on_across_page_boundaries_within_the_bound() {
+        let count = 3 * PAGE + PAGE / 2;
+        let endpoint = Arc::new(Endpoint {
+            pages: count.div_ceil(PAGE),
+            state: Mutex::default(),
+        });
+        let app = axum::Router::new()
+            .route("/{stage}/@connections/{id}", axum::routing::post(receive))
+            .with_state(Arc::clone(&endpoint));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/prod", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let memory = Memory::new().with_page_size(PAGE);
+        let registry = Registry::Memory(Arc::new(memory));
+        for i in 0..count {
+            let item = Item {
+                connection_id: format!("c{i:03}"),
+                domain_name: "example.com".into(),
+                stage: "prod".into(),
+                fields: Vec::new(),
+                connected_at: 0,
+                ttl: crate::clock::now_secs() + 3600,
+            };
+            registry.store(&item).await.unwrap();
+        }
+        let sdk = load(Sdk::Offline).await;
+        let timeouts = Timeouts::from_env().unwrap();
+        let client = crate::management::client(&sdk, &url, &timeouts.post);
+        let publisher = Publisher::from_parts(client, url, registry, None, CONCURRENCY);
+
+        let report = publisher.everyone().send("hi").await.unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(report.delivered, count);
+        let seen = endpoint.state.lock().unwrap();
+        let mut posts = seen.posts.clone();
+        posts.sort();
+        posts.dedup();
+        assert_eq!(posts.len(), count, "each connection posted to once");
+        assert!(seen.max_in_flight <= CONCURRENCY, "{}", seen.max_in_flight);
     }
 }

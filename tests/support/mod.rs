@@ -10,11 +10,19 @@ pub mod moto;
 pub mod proxy;
 pub mod runtime_api;
 
+/// The repository's root: this module is also included by the benchmarks
+/// crate, one directory down.
+pub fn repo() -> &'static std::path::Path {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest.join("tests/support").is_dir() {
+        true => manifest,
+        false => manifest.parent().unwrap(),
+    }
+}
+
 /// The repository's event fixtures (tests/fixtures), as Lambda delivers them.
 pub fn fixture(name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = repo().join("tests/fixtures").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -76,7 +84,7 @@ pub fn example(name: &str) -> std::path::PathBuf {
         .insert(name.to_owned())
     {
         let mut build = std::process::Command::new(env!("CARGO"));
-        build.args(["build", "--quiet", "--example", name]);
+        build.args(["build", "--quiet", "-p", "lawcket", "--example", name]);
         if dir.ends_with("release") {
             build.arg("--release");
         }

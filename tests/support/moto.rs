@@ -31,7 +31,7 @@ fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("LAWCKET_MOTO_SERVER") {
         return path.into();
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server")
+    super::repo().join(".venv/bin/moto_server")
 }
 
 /// The moto server of this test process, started on first use. Statics are not
@@ -77,6 +77,7 @@ pub fn start() -> Moto {
 impl Moto {
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(lawcket_runtime::test_util::http_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -2,7 +2,6 @@
 //! Lambda), built on first use and kept: the process's only cache of
 //! management clients. Publishers of one endpoint share its client.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::timeout::TimeoutConfig;
@@ -23,7 +22,19 @@ pub(super) struct Publishers {
     endpoint_override: Option<String>,
     concurrency: usize,
     timeouts: TimeoutConfig,
-    by_stage: Mutex<HashMap<(String, String), Publisher>>,
+    by_stage: Mutex<Vec<Entry>>,
+}
+
+/// A publisher and what it was built for. The endpoint follows from the
+/// domain, stage and API id (the override and region are fixed), so a message
+/// finds its publisher by comparing those, with no allocation.
+#[derive(Debug)]
+struct Entry {
+    domain_name: String,
+    stage: String,
+    api_id: Option<String>,
+    endpoint: String,
+    publisher: Publisher,
 }
 
 impl Publishers {
@@ -46,16 +57,20 @@ impl Publishers {
 
     /// The publisher for `connection`'s API stage.
     pub(super) fn for_connection(&self, connection: &Connection) -> Result<Publisher, Error> {
+        let (domain_name, stage) = (connection.domain_name(), connection.stage());
+        let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = cache.iter().find(|e| {
+            e.domain_name == domain_name
+                && e.stage == stage
+                && e.api_id.as_deref() == connection.api_id()
+        }) {
+            return Ok(entry.publisher.clone());
+        }
         let endpoint = management_endpoint(
             connection,
             self.endpoint_override.as_deref(),
             self.sdk.region().map(|r| r.as_ref()),
         )?;
-        let key = (endpoint, connection.stage().to_owned());
-        let mut cache = self.by_stage.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(publisher) = cache.get(&key) {
-            return Ok(publisher.clone());
-        }
         // On Lambda there is one entry; events naming ever new domains (forged,
         // or many custom domains) must not grow it without bound.
         if cache.len() >= MAX_PUBLISHERS {
@@ -63,17 +78,23 @@ impl Publishers {
         }
         let client = cache
             .iter()
-            .find(|((endpoint, _), _)| *endpoint == key.0)
-            .map(|(_, publisher)| publisher.client().clone())
-            .unwrap_or_else(|| crate::management::client(&self.sdk, &key.0, &self.timeouts));
+            .find(|e| e.endpoint == endpoint)
+            .map(|e| e.publisher.client().clone())
+            .unwrap_or_else(|| crate::management::client(&self.sdk, &endpoint, &self.timeouts));
         let publisher = Publisher::from_parts(
             client,
-            key.0.clone(),
+            endpoint.clone(),
             self.registry.clone(),
-            Some(key.1.clone()),
+            Some(stage.to_owned()),
             self.concurrency,
         );
-        cache.insert(key, publisher.clone());
+        cache.push(Entry {
+            domain_name: domain_name.to_owned(),
+            stage: stage.to_owned(),
+            api_id: connection.api_id().map(str::to_owned),
+            endpoint,
+            publisher: publisher.clone(),
+        });
         Ok(publisher)
     }
 }

@@ -289,6 +289,7 @@ async fn a_connect_whose_manual_register_failed_is_refused_even_if_the_handler_g
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
+        .http_client(crate::https::client())
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
             aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "t"),
         ))

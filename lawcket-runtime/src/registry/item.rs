@@ -32,7 +32,7 @@ pub struct Selector {
 }
 
 /// Where the next page of a registry read starts: DynamoDB's
-/// `LastEvaluatedKey` (the memory registry answers in one page).
+/// `LastEvaluatedKey` (the memory registry's is shaped alike).
 #[derive(Clone, Debug)]
 pub struct Cursor(pub(crate) HashMap<String, aws_sdk_dynamodb::types::AttributeValue>);
 

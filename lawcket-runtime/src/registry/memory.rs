@@ -1,23 +1,47 @@
 //! The in-memory registry: a map behind a lock, for the local gateway.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lawcket_rules::attributes::CONNECTION_ID;
 
 use super::item::{Cursor, Entry, Item, Page, Selector};
 use crate::clock::now_secs;
 use crate::error::Error;
+use crate::limits::DEFAULT_PAGE_SIZE;
 use crate::sync::SyncValue;
 
 /// An in-memory registry, used by the local gateway unless DynamoDB is configured.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memory {
-    items: Mutex<HashMap<String, Item>>,
+    /// Ordered by id, so a page resumes after the last id of the one before.
+    items: Mutex<BTreeMap<String, Item>>,
+    /// Items read per page, as DynamoDB's `Limit`.
+    page_size: usize,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            items: Mutex::default(),
+            page_size: DEFAULT_PAGE_SIZE as usize,
+        }
+    }
 }
 
 impl Memory {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Items read per page during a mass publish (default 1,000).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn with_page_size(mut self, items: usize) -> Self {
+        self.page_size = items.max(1);
+        self
     }
 
     pub(super) fn store(&self, item: &Item) -> Result<(), Error> {
@@ -30,12 +54,29 @@ impl Memory {
         Ok(())
     }
 
-    pub(super) fn page(&self, selector: &Selector, _cursor: Option<Cursor>) -> Page {
+    /// Pages as DynamoDB does: the page size counts items read, matching or
+    /// not, and the cursor is the last id read.
+    pub(super) fn page(&self, selector: &Selector, cursor: Option<Cursor>) -> Page {
         let now = now_secs();
-        // Local registries are small: one page holds every match.
-        let mut entries: Vec<Entry> = self
-            .lock()
-            .values()
+        let after = match cursor.and_then(|Cursor(mut key)| key.remove(CONNECTION_ID)) {
+            Some(AttributeValue::S(id)) => Bound::Excluded(id),
+            _ => Bound::Unbounded,
+        };
+        let items = self.lock();
+        let read: Vec<&Item> = items
+            .range((after, Bound::Unbounded))
+            .map(|(_, item)| item)
+            .take(self.page_size)
+            .collect();
+        let next = match read.last() {
+            Some(last) if read.len() == self.page_size => Some(Cursor(HashMap::from([(
+                CONNECTION_ID.to_owned(),
+                AttributeValue::S(last.connection_id.clone()),
+            )]))),
+            _ => None,
+        };
+        let entries = read
+            .into_iter()
             .filter(|item| item.ttl > now)
             .filter(|item| selector.stage.as_ref().is_none_or(|s| *s == item.stage))
             .filter(|item| match &selector.field {
@@ -47,8 +88,7 @@ impl Memory {
                 connected_at: Some(item.connected_at),
             })
             .collect();
-        entries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
-        (entries, None)
+        (entries, next)
     }
 
     pub(super) fn release_if_older(&self, connection_id: &str, cutoff_ms: i64) -> bool {
@@ -92,7 +132,7 @@ impl Memory {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Item>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {
         // A panic while holding the lock cannot leave a map half-written, so a
         // poisoned lock is still safe to use.
         self.items.lock().unwrap_or_else(|e| e.into_inner())
