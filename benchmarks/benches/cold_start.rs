@@ -25,7 +25,14 @@ fn main() {
     let runs: usize = std::env::var("RUNS").map_or(25, |n| n.parse().expect("RUNS: a count"));
     let target = target_dir();
     // The `echo` example as a Lambda-only binary (see benchmarks/Cargo.toml).
-    build(&["-p", "lawcket-benchmarks", "--bin", "echo", "--bin", "floor"]);
+    build(&[
+        "-p",
+        "lawcket-benchmarks",
+        "--bin",
+        "echo",
+        "--bin",
+        "floor",
+    ]);
     let echo = stripped(&target.join("lambda/echo"));
     let floor = stripped(&target.join("lambda/floor"));
 
