@@ -99,27 +99,6 @@ async fn seed(client: &aws_sdk_dynamodb::Client, table: &str, items: &[Seed<'_>]
     }
 }
 
-async fn stored_ids(client: &aws_sdk_dynamodb::Client, table: &str) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in out.items() {
-            ids.insert(item["connectionId"].as_s().unwrap().clone());
-        }
-        match out.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return ids,
-        }
-    }
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -235,7 +214,7 @@ async fn channel_publish_is_exact(index: bool) {
     assert!(max <= 16, "concurrency bound exceeded: {max}");
     assert!(max > 1, "posts were not concurrent at all");
 
-    let stored = stored_ids(&client, &table).await;
+    let stored = moto::stored_ids(&client, &table).await;
     assert!(
         gone.iter().all(|id| !stored.contains(id)),
         "gone connections released"
@@ -292,7 +271,7 @@ async fn everyone_except_one_and_failures_are_reported_not_hidden() {
     );
     assert!(!counts.contains_key("other-stage=") && !counts.contains_key("expired="));
     assert!(
-        stored_ids(&client, &table).await.contains(broken),
+        moto::stored_ids(&client, &table).await.contains(broken),
         "a failing connection is never deleted"
     );
 }
@@ -309,7 +288,7 @@ async fn a_single_post_that_finds_the_connection_gone_releases_it() {
         "{err}"
     );
     publisher.to(&general[1], "hi").await.unwrap();
-    let stored = stored_ids(&client, &table).await;
+    let stored = moto::stored_ids(&client, &table).await;
     assert!(!stored.contains(&general[0]) && stored.contains(&general[1]));
 }
 
@@ -363,7 +342,7 @@ async fn a_connection_still_connecting_is_never_released() {
             .error
             .to_string()
             .contains("may still be connecting"));
-        let stored = stored_ids(&client, &table).await;
+        let stored = moto::stored_ids(&client, &table).await;
         assert!(stored.contains(&general[1]), "the young connection is kept");
         assert!(
             !stored.contains(&general[0]),
@@ -372,7 +351,9 @@ async fn a_connection_still_connecting_is_never_released() {
 
         let err = publisher.to(&general[1], "hi").await.unwrap_err();
         assert!(matches!(err, Error::Post { .. }), "{err}");
-        assert!(stored_ids(&client, &table).await.contains(&general[1]));
+        assert!(moto::stored_ids(&client, &table)
+            .await
+            .contains(&general[1]));
     }
 }
 

@@ -46,7 +46,12 @@ async fn handler(event: Event, connection: Connection, publish: Option<Publish>)
     }
 }
 
-fn lawcket_pipeline(runtime: &tokio::runtime::Runtime) -> Pipeline {
+/// A current-thread runtime (both sides run on it) and lawcket's pipeline.
+fn lawcket_pipeline() -> (tokio::runtime::Runtime, Pipeline) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sdk = runtime.block_on(offline_sdk_config());
     let config = lawcket::__private_0_1_0::Config::new("t")
         .sync_field("channel", SyncValue::Str(String::from("#general")));
@@ -62,7 +67,8 @@ fn lawcket_pipeline(runtime: &tokio::runtime::Runtime) -> Pipeline {
         HandlerOutput::into_result(output)
     };
     let registry = Registry::Memory(Arc::new(Memory::new()));
-    Pipeline::new(config, registry, sdk, None, generated)
+    let pipeline = Pipeline::new(config, registry, sdk, None, generated);
+    (runtime, pipeline)
 }
 
 /// What a hand-written handler keeps per connection: channel, connected at.
@@ -157,11 +163,7 @@ where
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pipeline = lawcket_pipeline(&runtime);
+    let (runtime, pipeline) = lawcket_pipeline();
     let connections: Mutex<HashMap<String, Stored>> = Mutex::default();
     let mut baseline = hand_written(&connections);
 
@@ -221,11 +223,7 @@ fn count(spec: &str) {
         .expect("a kind")
         .1
         .as_bytes();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pipeline = lawcket_pipeline(&runtime);
+    let (runtime, pipeline) = lawcket_pipeline();
     let connections: Mutex<HashMap<String, Stored>> = Mutex::default();
     let mut baseline = hand_written(&connections);
     runtime.block_on(async {

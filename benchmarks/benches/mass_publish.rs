@@ -198,15 +198,7 @@ async fn receive(
         }
     }
     if gone {
-        (
-            StatusCode::GONE,
-            [
-                ("x-amzn-ErrorType", "GoneException"),
-                ("content-type", "application/json"),
-            ],
-            r#"{"message":null}"#,
-        )
-            .into_response()
+        support::connections::gone_response()
     } else {
         StatusCode::OK.into_response()
     }
@@ -548,27 +540,6 @@ async fn seed(dynamo: &aws_sdk_dynamodb::Client, table: &str, ids: Vec<String>) 
         .await;
 }
 
-async fn stored_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in out.items() {
-            ids.insert(item["connectionId"].as_s().unwrap().clone());
-        }
-        match out.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return ids,
-        }
-    }
-}
-
 /// A TCP relay in front of moto counting the requests whose `X-Amz-Target`
 /// is BatchWriteItem.
 async fn counting_proxy(target: &str) -> (String, Arc<AtomicUsize>) {
@@ -706,7 +677,7 @@ async fn bench() {
         assert!(report.is_complete(), "{:?}", report.failed.first());
         assert_eq!(report.delivered, CONNECTIONS - GONE);
         assert_eq!(report.released.len(), GONE);
-        let stored = stored_ids(&dynamo, GONE_TABLE).await;
+        let stored = support::moto::stored_ids(&dynamo, GONE_TABLE).await;
         calls.push(batch_writes.load(Ordering::SeqCst) as f64);
         removed.push(gone.iter().filter(|id| !stored.contains(*id)).count() as f64);
         assert_eq!(

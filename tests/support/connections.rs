@@ -129,15 +129,7 @@ async fn receive(
         )
             .into_response()
     } else if gone {
-        (
-            StatusCode::GONE,
-            [
-                ("x-amzn-ErrorType", "GoneException"),
-                ("content-type", "application/json"),
-            ],
-            r#"{"message":null}"#,
-        )
-            .into_response()
+        gone_response()
     } else {
         inner.posts.lock().unwrap().push(Post {
             connection_id: id,
@@ -151,4 +143,19 @@ async fn receive(
     };
     inner.in_flight.fetch_sub(1, Ordering::SeqCst);
     response
+}
+
+/// What API Gateway answers a post to a closed connection: 410 with the error
+/// type the SDK reads as GoneException.
+pub fn gone_response() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        StatusCode::GONE,
+        [
+            ("x-amzn-ErrorType", "GoneException"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"message":null}"#,
+    )
+        .into_response()
 }

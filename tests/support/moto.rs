@@ -157,3 +157,28 @@ pub fn unique_table(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The ids of every connection in `table`, read page by page.
+pub async fn stored_ids(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            ids.insert(item["connectionId"].as_s().unwrap().clone());
+        }
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return ids,
+        }
+    }
+}
