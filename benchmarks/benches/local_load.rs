@@ -48,6 +48,9 @@
 //! machine's cores: the figures are those of the whole system, each server's
 //! own cost shows in its ratio and in its CPU per delivery. Linux only.
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -291,7 +294,7 @@ struct Server {
 
 impl Server {
     fn start(kind: Kind, exe: &Path) -> Server {
-        let port = free_port();
+        let port = support::free_port();
         let log =
             std::env::temp_dir().join(format!("lawcket-local-load-{}-{port}.log", kind.name()));
         let file = File::create(&log)
@@ -307,37 +310,15 @@ impl Server {
         if kind == Kind::Lawcket {
             command.envs(passed_on());
         }
-        let child = command
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let mut server = Server {
+        support::wait_listening(port, &mut child, || tail(kind, &log));
+        Server {
             kind,
             child,
             port,
             log,
-        };
-        server.wait_listening();
-        server
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the {} server exited ({status}) before listening\n{}",
-                    self.kind.name(),
-                    self.tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the {} server did not listen on {} within {PATIENCE:?}\n{}",
-                self.kind.name(),
-                self.port,
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -372,15 +353,7 @@ impl Server {
 
     /// The last 40 lines of its log.
     fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "--- {} log, {} ({} lines) ---\n{}",
-            self.kind.name(),
-            self.log.display(),
-            lines.len(),
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
+        tail(self.kind, &self.log)
     }
 
     /// Lines of its log that say a post was refused (the chat example prints
@@ -414,12 +387,17 @@ fn passed_on() -> Vec<(String, String)> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The last 40 lines of a server's log, for failure messages.
+fn tail(kind: Kind, log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "--- {} log, {} ({} lines) ---\n{}",
+        kind.name(),
+        log.display(),
+        lines.len(),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
 }
 
 /// What every client task shares with the bench.
