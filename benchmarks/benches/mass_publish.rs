@@ -34,7 +34,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use lawcket_runtime::test_util::{Item, Memory, Registry};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONNECTIONS: usize = 10_000;
 /// Of the connections, every tenth is gone in the gone run.
@@ -540,52 +539,6 @@ async fn seed(dynamo: &aws_sdk_dynamodb::Client, table: &str, ids: Vec<String>) 
         .await;
 }
 
-/// A TCP relay in front of moto counting the requests whose `X-Amz-Target`
-/// is BatchWriteItem.
-async fn counting_proxy(target: &str) -> (String, Arc<AtomicUsize>) {
-    let target = target.trim_start_matches("http://").to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&count);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let server = tokio::net::TcpStream::connect(&target).await.unwrap();
-            let count = Arc::clone(&counted);
-            tokio::spawn(async move {
-                let (mut from_client, mut to_client) = client.into_split();
-                let (mut from_server, mut to_server) = server.into_split();
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-                });
-                // Matched case-insensitively across reads: the last bytes of a
-                // read are kept for the next.
-                const TARGET: &[u8] = b"x-amz-target: dynamodb_20120810.batchwriteitem";
-                let mut window: Vec<u8> = Vec::new();
-                let mut buf = [0u8; 16384];
-                loop {
-                    let n = match from_client.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    window.extend(buf[..n].iter().map(u8::to_ascii_lowercase));
-                    let found = window
-                        .windows(TARGET.len())
-                        .filter(|w| *w == TARGET)
-                        .count();
-                    count.fetch_add(found, Ordering::SeqCst);
-                    let keep = window.len().saturating_sub(TARGET.len() - 1);
-                    window.drain(..keep);
-                    if to_server.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, count)
-}
-
 // -------------------------------------------------------------- the bench
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -656,13 +609,14 @@ async fn bench() {
     // The gone: lawcket's DynamoDB client through the counting proxy.
     let gone: Vec<String> = (0..CONNECTIONS).filter(|&i| is_gone(i)).map(id).collect();
     *endpoint.state.gone.write().unwrap() = gone.iter().cloned().collect();
-    let (proxy, batch_writes) = counting_proxy(&moto.endpoint).await;
+    let proxy = support::proxy::Proxy::start(&moto.endpoint).await;
+    proxy.count("x-amz-target: DynamoDB_20120810.BatchWriteItem");
     let publisher = lawcket::Publisher::builder()
         .table(GONE_TABLE)
         .endpoint(&endpoint.url)
         .concurrency(CONCURRENCY)
         .page_size(PAGE)
-        .sdk_config(&sdk_config(&proxy).await)
+        .sdk_config(&sdk_config(&proxy.url).await)
         .build()
         .await
         .unwrap();
@@ -672,13 +626,13 @@ async fn bench() {
         if run > 0 {
             seed(&dynamo, GONE_TABLE, gone.clone()).await;
         }
-        batch_writes.store(0, Ordering::SeqCst);
+        proxy.reset_count();
         let report = publisher.everyone().send(MESSAGE).await.unwrap();
         assert!(report.is_complete(), "{:?}", report.failed.first());
         assert_eq!(report.delivered, CONNECTIONS - GONE);
         assert_eq!(report.released.len(), GONE);
         let stored = support::moto::stored_ids(&dynamo, GONE_TABLE).await;
-        calls.push(batch_writes.load(Ordering::SeqCst) as f64);
+        calls.push(proxy.counted() as f64);
         removed.push(gone.iter().filter(|id| !stored.contains(*id)).count() as f64);
         assert_eq!(
             stored.len() + GONE,

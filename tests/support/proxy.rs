@@ -3,7 +3,8 @@
 //! does; on resume it delivers what it held, in the order it arrived, one
 //! request at a time, even for clients that gave up meanwhile (a request that
 //! timed out on the client can still land on the server). It can also cut
-//! connections, as a network fault does.
+//! connections, as a network fault does, and count the requests that carry a
+//! given header.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ struct State {
     /// Cut every connection that sends data, while set.
     cutting: AtomicBool,
     pub cuts: AtomicU64,
+    /// A header line, lower case, whose requests are counted (see `count`).
+    marker: std::sync::OnceLock<Vec<u8>>,
+    marked: AtomicU64,
 }
 
 impl Proxy {
@@ -45,6 +49,8 @@ impl Proxy {
             held: Mutex::default(),
             cutting: AtomicBool::new(false),
             cuts: AtomicU64::new(0),
+            marker: std::sync::OnceLock::new(),
+            marked: AtomicU64::new(0),
         });
         let accept = Arc::clone(&state);
         tokio::spawn(async move {
@@ -100,6 +106,25 @@ impl Proxy {
         self.state.cutting.store(on, Ordering::SeqCst);
     }
 
+    /// Counts from now on the requests carrying `header` (`name: value`,
+    /// matched in any case), e.g. DynamoDB's `X-Amz-Target` of one operation.
+    pub fn count(&self, header: &str) {
+        let _ = self
+            .state
+            .marker
+            .set(header.to_ascii_lowercase().into_bytes());
+    }
+
+    /// How many requests carried the header given to [`Proxy::count`].
+    pub fn counted(&self) -> u64 {
+        self.state.marked.load(Ordering::SeqCst)
+    }
+
+    /// Zeroes [`Proxy::counted`].
+    pub fn reset_count(&self) {
+        self.state.marked.store(0, Ordering::SeqCst);
+    }
+
     /// How many connections were cut.
     pub fn cuts(&self) -> u64 {
         self.state.cuts.load(Ordering::SeqCst)
@@ -115,6 +140,8 @@ async fn relay(state: Arc<State>, mut client: TcpStream) {
     let mut released: Option<oneshot::Sender<()>> = None;
     let mut waiting: Option<oneshot::Receiver<oneshot::Sender<()>>> = None;
     let mut client_open = true;
+    // The marker may span two reads: the tail of the last one is kept.
+    let mut window: Vec<u8> = Vec::new();
     let (mut from_client, mut from_server) = ([0u8; 16384], [0u8; 16384]);
     loop {
         tokio::select! {
@@ -126,6 +153,12 @@ async fn relay(state: Arc<State>, mut client: TcpStream) {
                         return; // dropping both ends: the client sees a reset
                     }
                     pending.extend_from_slice(&from_client[..n]);
+                    if let Some(marker) = state.marker.get() {
+                        window.extend(from_client[..n].iter().map(u8::to_ascii_lowercase));
+                        let found = window.windows(marker.len()).filter(|w| w == marker).count();
+                        state.marked.fetch_add(found as u64, Ordering::SeqCst);
+                        window.drain(..window.len().saturating_sub(marker.len() - 1));
+                    }
                 }
             },
             read = server.read(&mut from_server) => match read {
