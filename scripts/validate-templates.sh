@@ -3,8 +3,10 @@
 #   - deploy/template.yaml with cfn-lint (from PyPI, in the project venv .venv;
 #     runs offline, no AWS account needed): no errors allowed;
 #   - deploy/serverless.yml and deploy/template.yaml: parsed with PyYAML (pulled in
-#     by cfn-lint) and checked for the routes, the connections table (connectionId
-#     hash key, channel-index, TTL) and the IAM permissions the runtime needs.
+#     by cfn-lint) and checked for the routes, the route response on $default, the
+#     REQUEST authorizer on $connect (query-string token, same function, invoke
+#     permission), the connections table (connectionId hash key, channel-index,
+#     user-index, TTL) and the IAM permissions the runtime needs.
 # Exits non-zero with a message on the first failure.
 set -euo pipefail
 
@@ -134,6 +136,13 @@ DYNAMO_ACTIONS = {
 ROUTES = {"$connect", "$disconnect", "$default"}
 
 
+# Secondary indexes the publisher queries: index name -> hash key. Each projects the
+# attributes needed to reach a connection (its @connections endpoint) and its expiry.
+GSIS = {"channel-index": "channel", "user-index": "user"}
+GSI_PROJECTED = {"domainName", "stage", "ttl"}
+AUTH_IDENTITY_SOURCE = ["route.request.querystring.token"]
+
+
 def check_table(label, table):
     props = (table or {}).get("Properties", {})
     check(props.get("BillingMode") == "PAY_PER_REQUEST", f"{label}: table BillingMode PAY_PER_REQUEST")
@@ -142,14 +151,21 @@ def check_table(label, table):
     check(keys == {"connectionId": "HASH"} and attrs.get("connectionId") == "S",
           f"{label}: table hash key connectionId (S), no range key")
     gsis = {g["IndexName"]: g for g in props.get("GlobalSecondaryIndexes", [])}
-    gsi = gsis.get("channel-index", {})
-    gsi_keys = {k["AttributeName"]: k["KeyType"] for k in gsi.get("KeySchema", [])}
-    proj = gsi.get("Projection", {})
-    check(gsi_keys == {"channel": "HASH"} and attrs.get("channel") == "S",
-          f"{label}: GSI channel-index with hash key channel (S)")
-    check(proj.get("ProjectionType") == "INCLUDE"
-          and {"domainName", "stage", "ttl"} <= set(proj.get("NonKeyAttributes", [])),
-          f"{label}: channel-index projects domainName, stage, ttl")
+    for name, hash_key in GSIS.items():
+        gsi = gsis.get(name, {})
+        gsi_keys = {k["AttributeName"]: k["KeyType"] for k in gsi.get("KeySchema", [])}
+        proj = gsi.get("Projection", {})
+        check(gsi_keys == {hash_key: "HASH"} and attrs.get(hash_key) == "S",
+              f"{label}: GSI {name} with hash key {hash_key} (S)")
+        check(proj.get("ProjectionType") == "INCLUDE"
+              and GSI_PROJECTED <= set(proj.get("NonKeyAttributes", [])),
+              f"{label}: {name} projects {', '.join(sorted(GSI_PROJECTED))}")
+    projections = [set(g.get("Projection", {}).get("NonKeyAttributes", [])) for n, g in gsis.items() if n in GSIS]
+    check(len(projections) == len(GSIS) and all(p == projections[0] for p in projections),
+          f"{label}: {' and '.join(GSIS)} project the same attributes")
+    used = set(keys) | {k["AttributeName"] for g in gsis.values() for k in g.get("KeySchema", [])}
+    unused = set(attrs) - used
+    check(not unused, f"{label}: every attribute definition is a key ({sorted(unused) or 'none'} unused)")
     ttl = props.get("TimeToLiveSpecification", {})
     check(ttl.get("AttributeName") == "ttl" and ttl.get("Enabled") is True,
           f"{label}: TTL enabled on attribute ttl")
@@ -173,6 +189,81 @@ def check_iam(label, statements, table_ref, api_ref):
           f"{label}: ManageConnections scoped to this API ({api_ref})")
 
 
+def ref(x):
+    """The logical id of a {"Ref": id} (short form !Ref), else None."""
+    return x.get("Ref") if isinstance(x, dict) else None
+
+
+def check_sam_auth_and_responses(res, routes, fn_id):
+    """Route response on $default; REQUEST authorizer on $connect backed by fn_id."""
+    label = "template.yaml"
+    default_id, default = routes.get("$default", (None, {}))
+    check(default.get("RouteResponseSelectionExpression") == "$default",
+          f"{label}: $default route has RouteResponseSelectionExpression $default")
+    rrs = [r["Properties"] for r in res.values() if r.get("Type") == "AWS::ApiGatewayV2::RouteResponse"]
+    check(any(p.get("RouteResponseKey") == "$default" and ref(p.get("RouteId")) == default_id
+              and ref(p.get("ApiId")) for p in rrs),
+          f"{label}: RouteResponse with key $default on the $default route")
+
+    auths = {k: r["Properties"] for k, r in res.items() if r.get("Type") == "AWS::ApiGatewayV2::Authorizer"}
+    check(len(auths) == 1, f"{label}: one ApiGatewayV2 authorizer (found {len(auths)})")
+    auth_id, auth = next(iter(auths.items()), (None, {}))
+    check(auth.get("AuthorizerType") == "REQUEST", f"{label}: authorizer type REQUEST")
+    check(auth.get("IdentitySource") == AUTH_IDENTITY_SOURCE,
+          f"{label}: authorizer identity source {AUTH_IDENTITY_SOURCE}")
+    uri = list(strings(auth.get("AuthorizerUri")))
+    check(any(f"${{{fn_id}.Arn}}" in u and u.endswith("/invocations") and ":lambda:path/2015-03-31/functions/" in u
+              for u in uri),
+          f"{label}: authorizer URI is the invocation URI of {fn_id} (the chat function)")
+    connect_id, connect = routes.get("$connect", (None, {}))
+    check(connect.get("AuthorizationType") == "CUSTOM" and auth_id is not None
+          and ref(connect.get("AuthorizerId")) == auth_id,
+          f"{label}: $connect route AuthorizationType CUSTOM with AuthorizerId !Ref {auth_id}")
+    others = {k: p.get("AuthorizationType") for k, (_, p) in routes.items() if k != "$connect"}
+    check(all(v == "NONE" for v in others.values()),
+          f"{label}: routes other than $connect have AuthorizationType NONE ({others})")
+
+    perms = [r["Properties"] for r in res.values() if r.get("Type") == "AWS::Lambda::Permission"]
+    auth_perms = [p for p in perms
+                  if ref(p.get("FunctionName")) == fn_id and p.get("Principal") == "apigateway.amazonaws.com"
+                  and p.get("Action") == "lambda:InvokeFunction"
+                  and any(s.endswith("${Api}/authorizers/*") for s in strings(p.get("SourceArn")))]
+    check(len(auth_perms) == 1,
+          f"{label}: Lambda permission for API Gateway to invoke {fn_id} as authorizer (.../${{Api}}/authorizers/*)")
+
+
+def check_serverless_auth_and_responses(functions):
+    """Route response on $default; authorizer on $connect = the function of that event."""
+    label = "serverless.yml"
+    by_route = {}
+    for fname, f in functions.items():
+        for e in f.get("events", []):
+            w = e.get("websocket") if isinstance(e, dict) else None
+            if isinstance(w, dict):
+                by_route[w.get("route")] = (fname, w)
+            elif isinstance(w, str):
+                by_route[w] = (fname, {"route": w})
+    _, default = by_route.get("$default", (None, {}))
+    check(default.get("routeResponseSelectionExpression") == "$default",
+          f"{label}: $default event has routeResponseSelectionExpression $default (RouteResponse $default)")
+    connect_fn, connect = by_route.get("$connect", (None, {}))
+    auth = connect.get("authorizer")
+    check(isinstance(auth, dict), f"{label}: $connect event has an authorizer object (name + identitySource)")
+    auth = auth if isinstance(auth, dict) else {}
+    # Serverless compiles it to AWS::ApiGatewayV2::Authorizer with AuthorizerType REQUEST
+    # and sets the route's AuthorizationType to CUSTOM.
+    check(auth.get("name") == connect_fn and connect_fn in functions,
+          f"{label}: authorizer is the $connect function itself ({connect_fn}), so one binary serves both")
+    check(auth.get("identitySource") == AUTH_IDENTITY_SOURCE,
+          f"{label}: authorizer identitySource {AUTH_IDENTITY_SOURCE} (default would be the Auth header)")
+    # A name (not an arn) makes Serverless emit the AWS::Lambda::Permission for the
+    # authorizer; for the same function it is the route permission (no source ARN).
+    check("arn" not in auth and isinstance(auth.get("name"), str) and ":" not in auth.get("name", ""),
+          f"{label}: authorizer referenced by function name (Serverless adds the invoke permission)")
+    others = [r for r, (_, w) in by_route.items() if r != "$connect" and w.get("authorizer")]
+    check(not others, f"{label}: no authorizer on routes other than $connect ({others or 'none'})")
+
+
 def main():
     # ---- SAM template (cfn-lint already validated it; these are lawcket's needs) ---
     t = load(template_path, CfnLoader)
@@ -181,13 +272,15 @@ def main():
     check(len(apis) == 1 and apis[0]["Properties"].get("ProtocolType") == "WEBSOCKET"
           and apis[0]["Properties"].get("RouteSelectionExpression") == "$request.body.action",
           "template.yaml: WEBSOCKET API, route selection $request.body.action")
-    routes = {r["Properties"]["RouteKey"] for r in res.values() if r.get("Type") == "AWS::ApiGatewayV2::Route"}
+    route_map = {r["Properties"]["RouteKey"]: (k, r["Properties"])
+                 for k, r in res.items() if r.get("Type") == "AWS::ApiGatewayV2::Route"}
+    routes = set(route_map)
     check(routes == ROUTES, f"template.yaml: routes {sorted(ROUTES)} (found {sorted(routes)})")
     integ = [r for r in res.values() if r.get("Type") == "AWS::ApiGatewayV2::Integration"]
     check(len(integ) == 1 and integ[0]["Properties"].get("IntegrationType") == "AWS_PROXY",
           "template.yaml: one AWS_PROXY integration")
-    fns = [r for r in res.values() if r.get("Type") == "AWS::Serverless::Function"]
-    fp = fns[0]["Properties"] if fns else {}
+    fns = [(k, r) for k, r in res.items() if r.get("Type") == "AWS::Serverless::Function"]
+    fn_id, fp = (fns[0][0], fns[0][1]["Properties"]) if fns else (None, {})
     check(fp.get("Runtime") == "provided.al2023" and fp.get("Architectures") == ["arm64"]
           and fp.get("Handler") == "bootstrap", "template.yaml: function provided.al2023 / arm64 / bootstrap")
     check("CONNECTIONS_TABLE" in fp.get("Environment", {}).get("Variables", {}),
@@ -195,6 +288,7 @@ def main():
     check(any(r.get("Type") == "AWS::Lambda::Permission"
               and r["Properties"].get("Principal") == "apigateway.amazonaws.com" for r in res.values()),
           "template.yaml: Lambda permission for apigateway.amazonaws.com")
+    check_sam_auth_and_responses(res, route_map, fn_id)
     check_table("template.yaml", res.get("ConnectionsTable"))
     stmts = [s for p in fp.get("Policies", []) if isinstance(p, dict) for s in p.get("Statement", [])]
     check_iam("template.yaml", stmts, "ConnectionsTable", "${Api}")
@@ -211,6 +305,7 @@ def main():
     ws = [e["websocket"] for f in s.get("functions", {}).values() for e in f.get("events", []) if "websocket" in e]
     sroutes = {w.get("route") if isinstance(w, dict) else w for w in ws}
     check(sroutes == ROUTES, f"serverless.yml: routes {sorted(ROUTES)} (found {sorted(map(str, sroutes))})")
+    check_serverless_auth_and_responses(s.get("functions", {}))
     arts = [f.get("package", {}).get("artifact", "") for f in s.get("functions", {}).values()]
     check(any(a.endswith("target/lambda/chat/bootstrap.zip") for a in arts),
           "serverless.yml: package artifact target/lambda/chat/bootstrap.zip")
