@@ -33,13 +33,15 @@
 /// | argument | meaning |
 /// |---|---|
 /// | `table = <expr>` | **required**: the DynamoDB table. A string literal, `env!("VAR")` (read when building; an unset variable is a compile error), or [`table_from_env("VAR")`](table_from_env) (read when the process starts). |
-/// | `sync(key = value, ...)` | fields stored with every connection. A value is a string, integer (`i64`) or bool literal, or taken from the `$connect` request: `query("param", default = "..", max_len = N, chars = "a-z0-9")` or `header("name", ...)` (see [`Dynamic`]). Keys may not be ones lawcket writes itself ([`RESERVED_ATTRIBUTES`]). |
+/// | `sync(key = value, ...)` | fields stored with every connection. A value is a string, integer (`i64`) or bool literal, or taken from the `$connect` request: `query("param", default = "..", max_len = N, chars = "a-z0-9")`, `header("name", ...)` or `authorizer("principalId" or a context key, ...)` (see [`Dynamic`]). Keys may not be ones lawcket writes itself ([`RESERVED_ATTRIBUTES`]). |
 /// | `index(key = "index-name")` | a global secondary index on the sync field `key`, so [`Publish::matching`] Queries instead of scanning. |
 /// | `ttl = <seconds>` | lifetime of a stored connection (DynamoDB TTL attribute `ttl`); default [`DEFAULT_TTL`] (2 h 10 min, as API Gateway closes connections at 2 h). |
 /// | `manual_sync` | no automatic store/release; the handler uses [`Registration`]. |
 /// | `middleware = [f, ...]` | `async fn(Event, Connection) -> Result<Event, E>`, run in order before the handler. |
 /// | `plugins = [f, ...]` | async fns taking handler parameters, run concurrently with the handler. |
 /// | `concurrency = N` | posts in flight during a mass publish (default [`DEFAULT_CONCURRENCY`]). |
+/// | `subprotocols = ["name", ...]` | the WebSocket subprotocols the fn speaks: `$connect` answers with the first one the client offered (`Sec-WebSocket-Protocol`) and refuses (400) a client that offered only others. |
+/// | `authorizer = f` | a REQUEST authorizer, `async fn(`[`AuthorizerRequest`]`) -> Result<`[`Identity`]`, E>`: the same binary answers API Gateway's authorizer invocation, and the local gateway runs it before `$connect`. Its identity reaches every later event ([`Identity`] parameter, `sync(user = authorizer("principalId"))`). |
 /// | `local(page = "file.html")` | the page the local gateway serves at `/`. |
 /// | `crate = "path"` | where to find `lawcket` if it is renamed or re-exported. |
 ///
@@ -75,10 +77,14 @@
 /// # The fn
 ///
 /// An `async fn`, not generic, not a method, not named `main`. It takes any of
-/// [`Event`], [`Connection`], `Option<`[`Publish`]`>`, [`Kind`] and
-/// [`Registration`], in any order,
-/// and returns `()` or `Result<(), E>` where `E` is [`Error`] or any error that
-/// converts into `Box<dyn std::error::Error + Send + Sync>`.
+/// [`Event`], [`Connection`], `Option<`[`Publish`]`>`, [`Kind`],
+/// [`Registration`] and (with an authorizer) [`Identity`], in any order,
+/// and returns a reply or `Result` of one, with an error that is [`Error`] or
+/// any error that converts into `Box<dyn std::error::Error + Send + Sync>`.
+/// A reply is `()` (none), [`Reply`], `String`, `serde_json::Value`, ...
+/// ([`IntoReply`]): for a message, API Gateway sends it back to the sender
+/// when the route has a route response (deploy/ gives `$default` one); for
+/// `$connect` its headers go into the handshake ([`Reply::protocol`]).
 ///
 /// ```no_run
 /// #[lawcket::handler(table = env!("CONNECTIONS_TABLE"), ttl = 7800)]
@@ -95,16 +101,16 @@
 ///   returns [`Error::reject`], the item is removed and the connection refused
 ///   with that status.
 /// - `$disconnect`: the fn runs while the item is deleted.
-/// - messages: the fn runs with `Some(publish)`.
+/// - messages: the fn runs with `Some(publish)`; its reply is the response body.
 ///
 /// Each mistake in the attribute is a compile error pointing at it.
 pub use lawcket_macros::handler;
 
 pub use lawcket_runtime::{
-    table_from_env, Body, Broadcast, Connection, Dynamic, Error, Event, Failure, Kind, Publish,
-    Publisher, PublisherBuilder, Registration, Report, SyncValue, Table, DEFAULT_CHARS,
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_LEN, DEFAULT_TTL, ENDPOINT_ENV, MAX_MESSAGE_BYTES,
-    RESERVED_ATTRIBUTES,
+    table_from_env, AuthorizerRequest, Body, Broadcast, Connection, Dynamic, Error, Event, Failure,
+    Identity, IntoReply, Kind, Publish, Publisher, PublisherBuilder, Registration, Reply, Report,
+    SyncValue, Table, DEFAULT_CHARS, DEFAULT_CONCURRENCY, DEFAULT_MAX_LEN, DEFAULT_TTL,
+    ENDPOINT_ENV, MAX_MESSAGE_BYTES, RESERVED_ATTRIBUTES,
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.
@@ -116,7 +122,7 @@ pub use lawcket_runtime::{
 #[doc(hidden)]
 pub mod __private_0_1_0 {
     pub use lawcket_runtime::{
-        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoMiddleware, IntoPlugin,
-        IntoTable, Invocation, MiddlewareOutput, SyncValue,
+        main, Config, Dynamic, FromInvocation, HandlerOutput, IntoAuthorizer, IntoMiddleware,
+        IntoPlugin, IntoReply, IntoTable, Invocation, MiddlewareOutput, SyncValue,
     };
 }

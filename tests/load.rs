@@ -88,7 +88,7 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
     }
     // A probe into the channel: once every observer has it, all are in it and
     // the burst cannot start before one of them is registered.
-    let probe = Message::text(say("probe"));
+    let probe = Message::text(say("probe", 0));
     chat.check(observers[0].send(probe).await.map_err(|e| e.to_string()));
     for (i, observer) in observers.iter_mut().enumerate() {
         let mut inbox = Inbox::default();
@@ -97,7 +97,8 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
         chat.check(inbox.nothing_else(&format!("observer {i} before the burst")));
     }
 
-    // The senders stay in #general (no `channel` query): they must get nothing.
+    // The senders stay in #general (no `channel` query): they must get
+    // nothing but the replies acknowledging their sends.
     let senders: Vec<Result<Client, String>> = futures_util::stream::iter(0..SENDERS)
         .map(|_| chat.connect(""))
         .buffer_unordered(CONNECTING)
@@ -205,7 +206,8 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
         }
     }
     // A sender must not lose a message silently: whatever came back to one
-    // (an error answer, a stray chat message) is a failure.
+    // but the acknowledgements of its sends (an error answer, a stray chat
+    // message) is a failure.
     let mut to_senders = Vec::new();
     let mut sender_errors = Vec::new();
     for s in &sent {
@@ -217,6 +219,15 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
         }
         if let Some(error) = &s.error {
             sender_errors.push(format!("sender {}: {error}", s.index));
+        }
+        // Every send answered by exactly one reply, whatever the load.
+        let mut acks: Vec<u64> = s.inbox.acks.iter().filter_map(Value::as_u64).collect();
+        acks.sort_unstable();
+        if acks != (0..MESSAGES as u64).collect::<Vec<_>>() {
+            to_senders.push(format!(
+                "sender {}: acknowledgements {:?}, expected each of 0..{MESSAGES} once",
+                s.index, s.inbox.acks
+            ));
         }
     }
     if !to_senders.is_empty() {
@@ -312,9 +323,10 @@ async fn five_hundred_senders_into_one_channel_lose_nothing_and_leak_nothing() {
     );
 }
 
-/// The chat message a sender sends: `{"action":"send","channel":"#load",...}`.
-fn say(text: &str) -> String {
-    json!({ "action": "send", "channel": CHANNEL, "text": text }).to_string()
+/// The chat message a sender sends: `{"action":"send","channel":"#load",...}`;
+/// `reference` comes back in the reply acknowledging it.
+fn say(text: &str, reference: usize) -> String {
+    json!({ "action": "send", "channel": CHANNEL, "text": text, "ref": reference }).to_string()
 }
 
 /// Message `m` of sender `s`: unique, so duplicates and losses are visible.
@@ -335,6 +347,8 @@ fn is_text(t: &str) -> bool {
 #[derive(Default)]
 struct Inbox {
     texts: HashMap<String, usize>,
+    /// The `ref` of every send acknowledged by a reply.
+    acks: Vec<Value>,
     other: Vec<String>,
 }
 
@@ -356,6 +370,10 @@ impl Inbox {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return false,
         };
         let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        if parsed["type"] == "ack" && parsed["action"] == "send" {
+            self.acks.push(parsed["ref"].clone());
+            return false;
+        }
         match parsed["text"].as_str() {
             Some(t) if parsed["type"] == "message" && parsed["channel"] == CHANNEL => {
                 *self.texts.entry(t.to_owned()).or_default() += 1;
@@ -368,6 +386,7 @@ impl Inbox {
         }
     }
 
+    /// Nothing but acknowledgements of sends (a client's own replies).
     fn nothing_else(&self, who: &str) -> Result<(), String> {
         if self.texts.is_empty() && self.other.is_empty() {
             return Ok(());
@@ -408,14 +427,24 @@ async fn until(
         .unwrap_or_else(|_| Err(format!("{what} did not come within {PATIENCE:?}")))
 }
 
-/// Moves a client to `channel`; the chat example answers `joined`.
+/// Moves a client to `channel`.
 async fn join(ws: &mut Client, channel: &str, inbox: &mut Inbox) -> Result<(), String> {
     let join = json!({ "action": "join", "channel": channel }).to_string();
     ws.send(Message::text(join))
         .await
         .map_err(|e| format!("sending a join failed: {e}"))?;
-    until(ws, inbox, "the joined answer", |m| {
+    joined(ws, channel, inbox).await
+}
+
+/// The chat example announces a join to the channel, the joiner included,
+/// then acknowledges it with a reply.
+async fn joined(ws: &mut Client, channel: &str, inbox: &mut Inbox) -> Result<(), String> {
+    until(ws, inbox, "the join announcement", |m| {
         m["type"] == "joined" && m["channel"] == channel
+    })
+    .await?;
+    until(ws, inbox, "the join's acknowledgement", |m| {
+        m["type"] == "ack" && m["action"] == "join" && m["channel"] == channel
     })
     .await
 }
@@ -508,7 +537,7 @@ struct Sent {
 }
 
 /// A sender in #general: at `go`, sends its messages into #load, then holds
-/// (it should get nothing) until closing.
+/// (it should get nothing but its acknowledgements) until closing.
 async fn send_all(
     index: usize,
     mut ws: Client,
@@ -518,7 +547,7 @@ async fn send_all(
     let mut inbox = Inbox::default();
     go.wait().await;
     for m in 0..MESSAGES {
-        if let Err(e) = ws.send(Message::text(say(&text(index, m)))).await {
+        if let Err(e) = ws.send(Message::text(say(&text(index, m), m))).await {
             let error = Some(format!("sending message {m} failed: {e}"));
             return Sent {
                 index,
@@ -558,10 +587,7 @@ async fn fresh_client(
 /// The fresh client's join is answered, and nothing else reaches it.
 async fn fresh_joined(mut ws: Client) -> Result<(), String> {
     let mut inbox = Inbox::default();
-    until(&mut ws, &mut inbox, "the joined answer", |m| {
-        m["type"] == "joined" && m["channel"] == "#freshjoined"
-    })
-    .await?;
+    joined(&mut ws, "#freshjoined", &mut inbox).await?;
     close(&mut ws, &mut inbox).await?;
     inbox.nothing_else("the fresh client")
 }
@@ -599,8 +625,15 @@ impl Chat {
         self.child.id()
     }
 
+    /// Connects with `query` (empty, or `?channel=...`), signed in as `load`
+    /// through the chat example's authorizer.
     async fn connect(&self, query: &str) -> Result<Client, String> {
-        let url = format!("ws://127.0.0.1:{}/{query}", self.port);
+        let token = if query.is_empty() {
+            "?token=load"
+        } else {
+            "&token=load"
+        };
+        let url = format!("ws://127.0.0.1:{}/{query}{token}", self.port);
         match timeout(PATIENCE, tokio_tungstenite::connect_async(url)).await {
             Ok(Ok((ws, _))) => Ok(ws),
             Ok(Err(e)) => Err(format!("handshake failed: {}", support::chain(&e))),

@@ -2,6 +2,7 @@
 //! `table = <expr>`, `sync(key = literal | query(..) | header(..), ...)`,
 //! `index(key = "index-name")`, `ttl = <seconds>`, `manual_sync`,
 //! `middleware = [path, ...]`, `plugins = [path, ...]`, `concurrency = <n>`,
+//! `subprotocols = ["name", ...]`, `authorizer = path`,
 //! `local(page = "file.html")`, `crate = "path"`.
 
 use proc_macro2::{Span, TokenStream};
@@ -12,7 +13,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path};
 use crate::ctxt::Ctxt;
 
 const KNOWN: &str = "`table`, `sync`, `index`, `ttl`, `manual_sync`, `middleware`, `plugins`, \
-                     `concurrency`, `local` and `crate`";
+                     `concurrency`, `subprotocols`, `authorizer`, `local` and `crate`";
 
 /// Arguments given at most once (`sync(...)` and `index(...)` may be split).
 const SINGLE: &[&str] = &[
@@ -23,6 +24,8 @@ const SINGLE: &[&str] = &[
     "middleware",
     "plugins",
     "concurrency",
+    "subprotocols",
+    "authorizer",
     "local",
 ];
 
@@ -36,6 +39,8 @@ pub(crate) struct Args {
     pub(crate) middleware: Vec<Path>,
     pub(crate) plugins: Vec<Path>,
     pub(crate) concurrency: Option<LitInt>,
+    pub(crate) subprotocols: Vec<LitStr>,
+    pub(crate) authorizer: Option<Path>,
     pub(crate) local_page: Option<LitStr>,
     pub(crate) krate: Option<Path>,
     /// Every key written in `sync(...)`, valid or not (for `index` and the
@@ -52,7 +57,7 @@ pub(crate) enum SyncValue {
     Str(LitStr),
     Int(Expr),
     Bool(syn::LitBool),
-    /// `query("param", ...)` or `header("name", ...)`.
+    /// `query("param", ...)`, `header("name", ...)` or `authorizer("key", ...)`.
     Dynamic(Dynamic),
 }
 
@@ -161,6 +166,25 @@ fn argument(
                 other,
                 "`concurrency` is the number of posts in flight during a mass publish, e.g. `concurrency = 32`",
             ),
+        },
+        "subprotocols" => {
+            let list: Expr = meta.value()?.parse()?;
+            args.subprotocols = subprotocols(cx, &list);
+        }
+        "authorizer" => match meta.value()?.parse()? {
+            Expr::Path(p) if p.qself.is_none() => args.authorizer = Some(p.path),
+            other => {
+                let example = match &other {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) if s.parse::<Path>().is_ok() => s.value(),
+                    _ => "check".to_owned(),
+                };
+                cx.error_spanned_by(
+                    other,
+                    format!("`authorizer` names an async fn: write `authorizer = {example}`"),
+                );
+            }
         },
         "local" => {
             if !group(&meta) {
@@ -291,10 +315,55 @@ fn paths(cx: &mut Ctxt, argument: &str, list: &Expr) -> Vec<Path> {
     paths
 }
 
-/// `query("param", default = "x", max_len = 32, chars = "a-z0-9")` or `header(...)`.
+/// `subprotocols = ["a", "b"]`: each a token, none twice, at least one.
+fn subprotocols(cx: &mut Ctxt, list: &Expr) -> Vec<LitStr> {
+    const EXAMPLE: &str = "`subprotocols = [\"graphql-transport-ws\"]`";
+    let Expr::Array(array) = list else {
+        cx.error_spanned_by(
+            list,
+            format!("`subprotocols` is a list of string literals, e.g. {EXAMPLE}"),
+        );
+        return Vec::new();
+    };
+    if array.elems.is_empty() {
+        cx.error_spanned_by(
+            list,
+            format!("`subprotocols` needs at least one name, e.g. {EXAMPLE}"),
+        );
+    }
+    let mut names: Vec<LitStr> = Vec::new();
+    for element in &array.elems {
+        match element {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(name),
+                ..
+            }) => {
+                if let Err(problem) = lawcket_rules::check_subprotocol(&name.value()) {
+                    cx.error_spanned_by(name, problem);
+                } else if names.iter().any(|n| n.value() == name.value()) {
+                    cx.error_spanned_by(name, format!("{:?} is listed twice", name.value()));
+                } else {
+                    names.push(name.clone());
+                }
+            }
+            other => cx.error_spanned_by(
+                other,
+                format!("`subprotocols` lists string literals, e.g. {EXAMPLE}"),
+            ),
+        }
+    }
+    names
+}
+
+/// `query("param", default = "x", max_len = 32, chars = "a-z0-9")`,
+/// `header(...)` or `authorizer(...)`.
 fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
     let origin = match &*call.func {
-        Expr::Path(p) if p.path.is_ident("query") || p.path.is_ident("header") => {
+        Expr::Path(p)
+            if p.path.is_ident("query")
+                || p.path.is_ident("header")
+                || p.path.is_ident("authorizer") =>
+        {
             p.path.get_ident().cloned()?
         }
         other => {
@@ -302,7 +371,8 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
                 other,
                 format!(
                     "unknown sync value `{}(...)`; a sync value is a string, integer or bool \
-                     literal, `query(\"param\", ...)` or `header(\"name\", ...)`",
+                     literal, `query(\"param\", ...)`, `header(\"name\", ...)` or \
+                     `authorizer(\"principalId\", ...)`",
                     spelled(other)
                 ),
             );
@@ -316,12 +386,17 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
         })) if !key.value().is_empty() => key.clone(),
         other => {
             let (what, example) = if origin == "query" {
-                ("query parameter", "channel")
+                ("the query parameter's name", "channel")
+            } else if origin == "header" {
+                ("the header's name", "x-channel")
             } else {
-                ("header", "x-channel")
+                (
+                    "`principalId` or a key of the authorizer's context",
+                    "principalId",
+                )
             };
             let message = format!(
-                "`{origin}(...)` starts with the {what}'s name, a non-empty string, e.g. `{origin}(\"{example}\")`"
+                "`{origin}(...)` starts with {what}, a non-empty string, e.g. `{origin}(\"{example}\")`"
             );
             match other {
                 Some(other) => cx.error_spanned_by(other, message),
@@ -422,7 +497,8 @@ fn dynamic(cx: &mut Ctxt, call: &syn::ExprCall) -> Option<Dynamic> {
 
 fn literal(expr: &Expr) -> Result<SyncValue, &'static str> {
     const NOT_LITERAL: &str = "a sync value must be a string, integer or bool literal, \
-         `query(\"param\", ...)` or `header(\"name\", ...)`, e.g. `channel = \"#general\"`";
+         `query(\"param\", ...)`, `header(\"name\", ...)` or `authorizer(\"principalId\", ...)`, \
+         e.g. `channel = \"#general\"`";
     match expr {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
             Lit::Str(s) => Ok(SyncValue::Str(s.clone())),

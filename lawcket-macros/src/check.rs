@@ -30,6 +30,39 @@ pub(crate) fn arguments(cx: &mut Ctxt, args: &Args) {
     for field in &args.sync {
         if let SyncValue::Dynamic(dynamic) = &field.value {
             dynamic_rules(cx, dynamic);
+            if dynamic.origin == "authorizer" && args.authorizer.is_none() {
+                cx.error_spanned_by(
+                    &dynamic.origin,
+                    "`authorizer(..)` reads what the authorizer returned, and there is none: \
+                     add `authorizer = your_fn` to the attribute",
+                );
+            }
+        }
+    }
+}
+
+/// A handler parameter the attribute's arguments must allow: `Identity`
+/// exists only with an authorizer.
+pub(crate) fn parameters(cx: &mut Ctxt, args: &Args, function: &ItemFn) {
+    if args.authorizer.is_some() {
+        return;
+    }
+    for input in &function.sig.inputs {
+        let FnArg::Typed(param) = input else { continue };
+        let syn::Type::Path(ty) = &*param.ty else {
+            continue;
+        };
+        if ty
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Identity")
+        {
+            cx.error_spanned_by(
+                &param.ty,
+                "`Identity` is what the authorizer returned, and this handler has none: add \
+                 `authorizer = your_fn` to the attribute, or take `Option<lawcket::Identity>`",
+            );
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = args::parse(&mut cx, args);
     check::arguments(&mut cx, &args);
     check::function(&mut cx, &function);
+    check::parameters(&mut cx, &args, &function);
     match cx.finish() {
         Some(errors) => {
             // A fn named `main` (already reported) is renamed so rustc says
@@ -121,6 +122,16 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         quote_spanned! {path.span()=> .plugin(#name, #path) }
     });
     let concurrency = args.concurrency.as_ref().map(|n| quote!(.concurrency(#n)));
+    let subprotocols = (!args.subprotocols.is_empty()).then(|| {
+        let names = &args.subprotocols;
+        quote!(.subprotocols([#(#names),*]))
+    });
+    // As for middleware: the builder's bound explains a fn of the wrong shape,
+    // on the user's path.
+    let authorizer = args
+        .authorizer
+        .as_ref()
+        .map(|path| quote_spanned! {path.span()=> .authorizer(#path) });
     // include_str! resolves the path against the file holding the attribute, and
     // a missing file is rustc's error on the user's string.
     let local_page = args
@@ -159,7 +170,7 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         fn main() {
             #private::main(
                 #private::Config::new(#table) #(#sync)* #(#index)* #ttl #manual_sync
-                    #(#middleware)* #(#plugins)* #concurrency #local_page,
+                    #(#middleware)* #(#plugins)* #concurrency #subprotocols #authorizer #local_page,
                 |#invocation: #private::Invocation| async move {
                     let #output = #name(#(#params),*).await;
                     #into_result

@@ -6,6 +6,7 @@
 //! - [`RESERVED_ATTRIBUTES`]: the item attributes lawcket writes itself.
 //! - [`CharSet`]: the `chars = "a-z0-9#"` notation, parsed and matched.
 //! - [`ValueRules`]: the checks a dynamic sync value passes before it is stored.
+//! - [`check_subprotocol`]: what a WebSocket subprotocol name may be.
 //!
 //! The macro turns a violation into a compile error spanned on the user's
 //! token; the runtime turns it into a 400 refusal (or, for the configuration
@@ -49,6 +50,25 @@ pub const RESERVED_ATTRIBUTES: &[&str] = &[
 /// Whether `name` is one of the [`RESERVED_ATTRIBUTES`].
 pub fn is_reserved(name: &str) -> bool {
     RESERVED_ATTRIBUTES.contains(&name)
+}
+
+/// Why a name cannot be a WebSocket subprotocol: RFC 6455 (section 4.1) makes
+/// each one a `token` of RFC 2616, printable ASCII without separators.
+pub fn check_subprotocol(name: &str) -> Result<(), String> {
+    const SEPARATORS: &str = "()<>@,;:\\\"/[]?={} \t";
+    if name.is_empty() {
+        return Err("a subprotocol name cannot be empty".into());
+    }
+    match name
+        .chars()
+        .find(|&c| !c.is_ascii() || c.is_ascii_control() || SEPARATORS.contains(c))
+    {
+        Some(bad) => Err(format!(
+            "subprotocol {name:?} holds {bad:?}; a subprotocol is a token (RFC 6455 section 4.1): \
+             printable ASCII without spaces or any of ()<>@,;:\\\"/[]?={{}}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Longest dynamic sync value accepted unless configured, in characters.
@@ -294,5 +314,15 @@ mod tests {
     fn reserved_names() {
         assert!(is_reserved("ttl") && is_reserved("connectionId"));
         assert!(!is_reserved("channel"));
+    }
+
+    #[test]
+    fn subprotocols_are_tokens() {
+        assert!(check_subprotocol("graphql-transport-ws").is_ok());
+        assert!(check_subprotocol("v12.stomp").is_ok());
+        assert!(check_subprotocol("").is_err());
+        for bad in ["a b", "a,b", "chat/1", "é", "a\tb"] {
+            assert!(check_subprotocol(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! What the attribute configures, as the runtime reads it: the table, the
-//! sync fields and their lifetime, middleware, plugins and publish settings.
+//! sync fields and their lifetime, middleware, plugins, subprotocols, the
+//! authorizer and publish settings.
 //! It describes; building clients and registries from it is `host`'s job.
 
 use std::time::Duration;
 
+use crate::authorizer::{Authorizer, IntoAuthorizer};
 use crate::error::Error;
 use crate::host::Store;
 use crate::invocation::{Handler, IntoMiddleware, IntoPlugin, Middleware};
@@ -83,6 +85,8 @@ pub struct Config {
     pub(crate) local_page: Option<&'static str>,
     pub(crate) indexes: Vec<(String, String)>,
     pub(crate) concurrency: usize,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) authorizer: Option<Box<dyn Authorizer>>,
 }
 
 impl Config {
@@ -100,6 +104,8 @@ impl Config {
             local_page: None,
             indexes: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
+            subprotocols: Vec::new(),
+            authorizer: None,
         }
     }
 
@@ -160,6 +166,22 @@ impl Config {
         self
     }
 
+    /// The WebSocket subprotocols the handler speaks, in order of preference
+    /// for ties: `$connect` answers with the first one the client offered,
+    /// and refuses (400) a client that offered only others.
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.subprotocols
+            .extend(protocols.into_iter().map(Into::into));
+        self
+    }
+
+    /// The REQUEST authorizer the same binary answers with, which the local
+    /// gateway runs before `$connect`.
+    pub fn authorizer(mut self, authorizer: impl IntoAuthorizer) -> Self {
+        self.authorizer = Some(authorizer.into_authorizer());
+        self
+    }
+
     /// The HTML page the local gateway serves at `/` (never used on Lambda).
     pub fn local_page(mut self, html: &'static str) -> Self {
         self.local_page = Some(html);
@@ -179,7 +201,30 @@ impl Config {
     /// Refuses what `#[lawcket::handler]` refuses at compile time (reserved or
     /// repeated sync fields, bad value rules), for configurations built by hand.
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        self.schema.validate()
+        self.schema.validate()?;
+        for (i, protocol) in self.subprotocols.iter().enumerate() {
+            lawcket_rules::check_subprotocol(protocol).map_err(Error::Config)?;
+            if self.subprotocols[..i].contains(protocol) {
+                return Err(Error::Config(format!(
+                    "subprotocol {protocol:?} is listed twice"
+                )));
+            }
+        }
+        if self.authorizer.is_none() {
+            if let Some(field) = self
+                .schema
+                .fields
+                .iter()
+                .find(|f| matches!(&f.source, Source::Dynamic(d) if d.needs_authorizer()))
+            {
+                return Err(Error::Config(format!(
+                    "sync field `{}` comes from the authorizer, and there is none: add \
+                     `authorizer = ..`",
+                    field.name
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -196,6 +241,8 @@ impl std::fmt::Debug for Config {
             .field("plugins", &names(&self.plugins))
             .field("indexes", &self.indexes)
             .field("concurrency", &self.concurrency)
+            .field("subprotocols", &self.subprotocols)
+            .field("authorizer", &self.authorizer.is_some())
             .finish_non_exhaustive()
     }
 }

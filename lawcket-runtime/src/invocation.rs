@@ -10,6 +10,7 @@ use crate::error::BoxError;
 use crate::event::Event;
 use crate::publish::Publish;
 use crate::registration::Registration;
+use crate::reply::{IntoReply, Reply};
 
 /// One event on its way to the handler.
 #[derive(Clone, Debug)]
@@ -46,7 +47,7 @@ impl Invocation {
 #[diagnostic::on_unimplemented(
     message = "a lawcket handler cannot take a parameter of type `{Self}`",
     label = "lawcket cannot provide this",
-    note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`, `lawcket::Registration`"
+    note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`, `lawcket::Registration`, `lawcket::Identity` (with an authorizer), `Option<lawcket::Identity>`"
 )]
 pub trait FromInvocation: Sized {
     /// Takes the value out of the invocation.
@@ -89,36 +90,37 @@ impl FromInvocation for Registration {
     }
 }
 
-/// What a handler may return: `()` or `Result<(), E>` with any error that
-/// converts into `Box<dyn Error + Send + Sync>` (`lawcket::Error`, `anyhow::Error`,
-/// `std::io::Error`, `String`, ...).
+/// What a handler may return: a reply ([`IntoReply`]: `()`, [`Reply`],
+/// `String`, `serde_json::Value`, ...) or `Result` of one with any error that
+/// converts into `Box<dyn Error + Send + Sync>` (`lawcket::Error`,
+/// `anyhow::Error`, `std::io::Error`, `String`, ...).
 #[diagnostic::on_unimplemented(
     message = "a lawcket handler cannot return `{Self}`",
-    label = "return `()` or `Result<(), E>` here",
-    note = "`E` may be `lawcket::Error` or any error that converts into `Box<dyn std::error::Error + Send + Sync>`"
+    label = "return `()`, a reply, or `Result` of one here",
+    note = "a reply is `()`, `lawcket::Reply`, `String`, `&'static str`, `serde_json::Value`, `Vec<u8>` or an `Option` of one; the error may be `lawcket::Error` or any error that converts into `Box<dyn std::error::Error + Send + Sync>`"
 )]
 pub trait HandlerOutput {
     /// The outcome as the pipeline reads it.
-    fn into_result(self) -> Result<(), BoxError>;
+    fn into_result(self) -> Result<Reply, BoxError>;
 }
 
-impl HandlerOutput for () {
-    fn into_result(self) -> Result<(), BoxError> {
-        Ok(())
+impl<T: IntoReply> HandlerOutput for T {
+    fn into_result(self) -> Result<Reply, BoxError> {
+        Ok(self.into_reply())
     }
 }
 
-impl<E: Into<BoxError>> HandlerOutput for Result<(), E> {
-    fn into_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
+impl<T: IntoReply, E: Into<BoxError>> HandlerOutput for Result<T, E> {
+    fn into_result(self) -> Result<Reply, BoxError> {
+        self.map(IntoReply::into_reply).map_err(Into::into)
     }
 }
 
 /// The future a [`Handler`] returns.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>;
 
 /// The user's fn as the pipeline calls it. Implemented for every
-/// `Fn(Invocation) -> impl Future<Output = Result<(), BoxError>>`.
+/// `Fn(Invocation) -> impl Future<Output = impl HandlerOutput>`.
 pub trait Handler: Send + Sync + 'static {
     /// Runs the handler for one invocation.
     fn call(&self, invocation: Invocation) -> HandlerFuture;
@@ -127,10 +129,12 @@ pub trait Handler: Send + Sync + 'static {
 impl<F, Fut> Handler for F
 where
     F: Fn(Invocation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
 {
     fn call(&self, invocation: Invocation) -> HandlerFuture {
-        Box::pin(self(invocation))
+        let future = self(invocation);
+        Box::pin(async move { future.await.into_result() })
     }
 }
 
@@ -199,8 +203,9 @@ where
 }
 
 /// An async fn usable as a plugin: it takes handler parameters (any of
-/// `Event`, `Connection`, `Option<Publish>`, `Kind`, `Registration`) and returns
-/// `()` or `Result<(), E>`, like a handler.
+/// `Event`, `Connection`, `Option<Publish>`, `Kind`, `Registration`,
+/// `Identity`) and returns `()` or `Result<(), E>`, like a handler (a reply it
+/// returns is not sent).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a lawcket plugin",
     label = "not an async fn taking handler parameters",

@@ -1,13 +1,15 @@
 //! Serving invocations from the Lambda Runtime API through lambda_runtime:
-//! reading the payload as an API Gateway WebSocket event, and reporting
-//! failures as Lambda diagnostics.
+//! reading the payload as an API Gateway WebSocket event or a REQUEST
+//! authorizer invocation, and reporting failures as Lambda diagnostics.
 
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Serialize;
 
+use crate::authorizer::AuthorizerRequest;
 use crate::error::{chain, Error};
 use crate::pipeline::Pipeline;
 
@@ -38,12 +40,14 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
         let pipeline = Arc::clone(&pipeline);
         async move {
             let request_id = event.context.request_id;
-            run_payload(&pipeline, event.payload)
-                .await
-                .map_err(|error| {
+            match run_payload(&pipeline, event.payload).await {
+                Ok(Output::Unauthorized) => Err(unauthorized()),
+                Ok(output) => Ok(output),
+                Err(error) => {
                     tracing::error!(error = %chain(&error), %request_id, "invocation failed");
-                    Diagnostic::from(&error)
-                })
+                    Err(Diagnostic::from(&error))
+                }
+            }
         }
     });
     lambda_runtime::run(service).await.map_err(Error::Runtime)
@@ -53,10 +57,7 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
 /// deserializer over the bytes, as lambda_runtime builds one): for tests and
 /// fuzzing, which have no Runtime API.
 #[cfg(any(test, feature = "test-util"))]
-pub(crate) async fn run_bytes(
-    pipeline: &Pipeline,
-    bytes: &[u8],
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(crate) async fn run_bytes(pipeline: &Pipeline, bytes: &[u8]) -> Result<Output, Error> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
     match Payload::deserialize(&mut json) {
         Ok(payload) => run_payload(pipeline, payload).await,
@@ -64,25 +65,80 @@ pub(crate) async fn run_bytes(
     }
 }
 
-/// Serves one invocation's payload.
-async fn run_payload(
-    pipeline: &Pipeline,
-    payload: Payload,
-) -> Result<ApiGatewayProxyResponse, Error> {
-    let request = payload.0.map_err(|reason| {
-        Error::MalformedEvent(format!("not an API Gateway WebSocket event: {reason}"))
-    })?;
-    pipeline.run(request).await
+/// What an invocation answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+// Returned once per invocation and never stored: boxing the response would
+// cost every event an allocation to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
+pub enum Output {
+    /// An API Gateway WebSocket event's response.
+    Response(ApiGatewayProxyResponse),
+    /// A REQUEST authorizer's policy (Allow or Deny) and context.
+    Policy(serde_json::Value),
+    /// A REQUEST authorizer's 401: the invocation fails with the error
+    /// message `Unauthorized`, which API Gateway answers with 401 ("Output
+    /// from an API Gateway Lambda authorizer").
+    #[serde(skip)]
+    Unauthorized,
 }
 
-/// What Lambda delivered: an API Gateway WebSocket event, or why it is not one.
+#[cfg(any(test, feature = "test-util"))]
+impl Output {
+    /// The status of an event's response.
+    pub fn status_code(&self) -> Option<i64> {
+        match self {
+            Output::Response(response) => Some(response.status_code),
+            Output::Policy(_) | Output::Unauthorized => None,
+        }
+    }
+}
+
+/// The error API Gateway reads as "401 Unauthorized" from an authorizer.
+pub(crate) fn unauthorized() -> Diagnostic {
+    Diagnostic {
+        error_type: "Unauthorized".into(),
+        error_message: "Unauthorized".into(),
+    }
+}
+
+/// Serves one invocation's payload.
+async fn run_payload(pipeline: &Pipeline, payload: Payload) -> Result<Output, Error> {
+    let incoming = payload.0.map_err(|reason| {
+        Error::MalformedEvent(format!("not an API Gateway WebSocket event: {reason}"))
+    })?;
+    match incoming {
+        Incoming::Event(request) => pipeline.run(request).await.map(Output::Response),
+        Incoming::Authorize(request) => {
+            let method_arn = request.method_arn.clone();
+            let verdict = pipeline.authorize(request).await?;
+            Ok(verdict
+                .policy(&method_arn)
+                .map_or(Output::Unauthorized, Output::Policy))
+        }
+    }
+}
+
+/// An invocation's payload, read.
+pub(crate) enum Incoming {
+    /// `$connect`, `$disconnect` or a message.
+    Event(ApiGatewayWebsocketProxyRequest),
+    /// A REQUEST authorizer invocation: `"type": "REQUEST"` and a
+    /// `methodArn`, beside the fields of a `$connect` event.
+    Authorize(AuthorizerRequest),
+}
+
+/// What Lambda delivered: an API Gateway WebSocket event or authorizer
+/// invocation, or why it is neither.
 ///
-/// Read straight from the invocation's bytes, once. Deserialising never fails:
+/// Read straight from the invocation's bytes, once: the authorizer's two
+/// extra fields are taken out of the stream as it passes (`Intercept`), so
+/// telling the two apart costs no second parse. Deserialising never fails:
 /// a payload that is not an event (not JSON, not UTF-8, nested past serde_json's
 /// depth limit, an array, fields of the wrong type) keeps serde's reason, so it
 /// is answered as [`Error::MalformedEvent`] by lawcket rather than as an error
 /// inside lambda_runtime.
-pub(crate) struct Payload(pub(crate) Result<ApiGatewayWebsocketProxyRequest, String>);
+pub(crate) struct Payload(pub(crate) Result<Incoming, String>);
 
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -97,13 +153,108 @@ impl<'de> Deserialize<'de> for Payload {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
                 // An error here propagates: it is what the deserializer reports
                 // (the rest of the map is never read), and is caught below.
-                let map = serde::de::value::MapAccessDeserializer::new(map);
-                ApiGatewayWebsocketProxyRequest::deserialize(map).map(|r| Payload(Ok(r)))
+                let mut extra = Extra::default();
+                let map = serde::de::value::MapAccessDeserializer::new(Intercept {
+                    map,
+                    extra: &mut extra,
+                });
+                let request = ApiGatewayWebsocketProxyRequest::deserialize(map)?;
+                let incoming = match (extra.kind.as_deref(), extra.method_arn) {
+                    (None, None) => Ok(Incoming::Event(request)),
+                    (Some("REQUEST"), Some(method_arn)) => {
+                        Ok(Incoming::Authorize(AuthorizerRequest {
+                            method_arn,
+                            request,
+                        }))
+                    }
+                    (kind, _) => Err(format!(
+                        "an authorizer invocation of type {:?}; lawcket answers REQUEST \
+                         authorizers (with a methodArn)",
+                        kind.unwrap_or("(none)")
+                    )),
+                };
+                Ok(Payload(incoming))
             }
         }
         Ok(deserializer
             .deserialize_any(Event)
             .unwrap_or_else(|e| Payload(Err(e.to_string()))))
+    }
+}
+
+/// The fields of an authorizer invocation that a WebSocket event lacks.
+#[derive(Default)]
+struct Extra {
+    kind: Option<String>,
+    method_arn: Option<String>,
+}
+
+/// A map whose `type` and `methodArn` entries are taken into [`Extra`]; every
+/// other entry passes on to the event's own deserializer.
+struct Intercept<'a, A> {
+    map: A,
+    extra: &'a mut Extra,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Intercept<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+        loop {
+            match self.map.next_key::<Key<'de>>()? {
+                None => return Ok(None),
+                Some(Key::Borrowed("type")) => self.extra.kind = Some(self.map.next_value()?),
+                Some(Key::Borrowed("methodArn")) => {
+                    self.extra.method_arn = Some(self.map.next_value()?)
+                }
+                Some(Key::Borrowed(key)) => {
+                    return seed
+                        .deserialize(BorrowedStrDeserializer::new(key))
+                        .map(Some)
+                }
+                // A key with escapes; never one of ours.
+                Some(Key::Owned(key)) => {
+                    return seed.deserialize(StringDeserializer::new(key)).map(Some)
+                }
+            }
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// A map key, borrowed from the input when it can be.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(key))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 

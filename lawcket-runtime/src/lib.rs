@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod authorizer;
 mod clock;
 mod config;
 mod connection;
@@ -48,9 +49,12 @@ mod publish;
 mod publisher;
 mod registration;
 mod registry;
+mod reply;
 mod report;
+mod subprotocol;
 mod sync;
 
+pub use authorizer::{Authorizer, AuthorizerFuture, AuthorizerRequest, Identity, IntoAuthorizer};
 pub use config::{table_from_env, Config, IntoTable, Table};
 pub use connection::{Connection, Kind};
 pub use endpoint::ENDPOINT_ENV;
@@ -66,6 +70,7 @@ pub use limits::{DEFAULT_CONCURRENCY, DEFAULT_TTL, MAX_MESSAGE_BYTES};
 pub use publish::Publish;
 pub use publisher::{Broadcast, Publisher, PublisherBuilder};
 pub use registration::Registration;
+pub use reply::{IntoReply, Reply};
 pub use report::{Failure, Report};
 pub use sync::{Dynamic, SyncValue};
 
@@ -112,12 +117,14 @@ pub mod test_util {
         ))
     }
 
+    pub use crate::lambda::Output as LambdaOutput;
+
     /// Runs one Lambda invocation payload (any bytes) through `pipeline`,
     /// read exactly as the Lambda entry reads it.
     pub async fn run_lambda_payload(
         pipeline: &Pipeline,
         bytes: &[u8],
-    ) -> Result<aws_lambda_events::apigw::ApiGatewayProxyResponse, crate::Error> {
+    ) -> Result<LambdaOutput, crate::Error> {
         crate::lambda::run_bytes(pipeline, bytes).await
     }
 

@@ -3,12 +3,14 @@
 //! `$connect` request, checked by the same rules the macro applies at compile
 //! time (`lawcket_rules`) before anything is stored.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use lawcket_rules::{CharSet, CharSetError, ValueError, ValueRules};
 
 use crate::error::Error;
 use crate::event::Event;
+use serde_json::Value;
 
 /// A value stored with every connection (`sync(channel = "#general")`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +64,7 @@ pub struct Dynamic {
 enum Origin {
     Query,
     Header,
+    Authorizer,
 }
 
 impl Dynamic {
@@ -73,6 +76,18 @@ impl Dynamic {
     /// The value of the request header `name` (case-insensitive).
     pub fn header(name: &str) -> Self {
         Self::new(Origin::Header, name)
+    }
+
+    /// A value the authorizer returned: `"principalId"` or a key of its
+    /// context (`requestContext.authorizer`); a number or boolean is stored
+    /// as its text.
+    pub fn authorizer(key: &str) -> Self {
+        Self::new(Origin::Authorizer, key)
+    }
+
+    /// Whether the value comes from the authorizer.
+    pub(crate) fn needs_authorizer(&self) -> bool {
+        self.origin == Origin::Authorizer
     }
 
     fn new(origin: Origin, key: &str) -> Self {
@@ -111,13 +126,34 @@ impl Dynamic {
     /// field when it is missing or invalid.
     pub fn value(&self, field: &str, event: &Event) -> Result<String, Error> {
         let found = match self.origin {
-            Origin::Query => event.query(&self.key),
-            Origin::Header => event.header(&self.key),
+            Origin::Query => event.query(&self.key).map(Cow::Borrowed),
+            Origin::Header => event.header(&self.key).map(Cow::Borrowed),
+            Origin::Authorizer => {
+                let fields = &event.request().request_context.authorizer.fields;
+                match fields.get(&self.key) {
+                    Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                        Some(Cow::Owned(v.to_string()))
+                    }
+                    _ => None,
+                }
+            }
         };
-        let Some(value) = found.or(self.default.as_deref()) else {
+        let Some(value) = found.or(self.default.as_deref().map(Cow::Borrowed)) else {
             let origin = match self.origin {
                 Origin::Query => "query parameter",
                 Origin::Header => "header",
+                // The server's own mistake, not the client's.
+                Origin::Authorizer => {
+                    return Err(Error::reject(
+                        500,
+                        format!(
+                            "sync field `{field}`: the authorizer returned no `{}` (in \
+                             `requestContext.authorizer`)",
+                            self.key
+                        ),
+                    ))
+                }
             };
             return Err(Error::reject(
                 400,
@@ -127,8 +163,8 @@ impl Dynamic {
                 ),
             ));
         };
-        self.check(field, value)?;
-        Ok(value.to_owned())
+        self.check(field, &value)?;
+        Ok(value.into_owned())
     }
 
     /// Checks `value` against the length bound and the allowed characters: a

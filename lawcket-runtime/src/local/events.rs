@@ -1,6 +1,7 @@
 //! Events shaped exactly as API Gateway sends them to the integration.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
     ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
@@ -10,6 +11,7 @@ use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 
 use super::formats::{random_id, request_time};
+use crate::authorizer::AuthorizerRequest;
 use crate::clock::now_ms;
 
 /// What the gateway knows of a connection from its handshake.
@@ -21,6 +23,8 @@ pub(crate) struct Peer {
     pub(crate) user_agent: Option<String>,
     pub(crate) domain_name: String,
     pub(crate) stage: String,
+    /// `requestContext.authorizer` of every event, once the authorizer allowed.
+    pub(crate) authorizer: Option<Arc<HashMap<String, serde_json::Value>>>,
 }
 
 pub(crate) const API_ID: &str = "local";
@@ -47,7 +51,27 @@ fn context(
     context.domain_name = Some(peer.domain_name.clone());
     context.connection_id = Some(peer.connection_id.clone());
     context.apiid = Some(API_ID.into());
+    if let Some(fields) = &peer.authorizer {
+        context.authorizer.fields = HashMap::clone(fields);
+    }
     context
+}
+
+/// A REQUEST authorizer's input: the `$connect` request with the ARN of the
+/// route (in API Gateway's form, with this gateway's names).
+pub(crate) fn authorizer(
+    peer: &Peer,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> AuthorizerRequest {
+    let method_arn = format!(
+        "arn:aws:execute-api:local:000000000000:{API_ID}/{}/$connect",
+        peer.stage
+    );
+    AuthorizerRequest {
+        method_arn,
+        request: connect(peer, headers, query),
+    }
 }
 
 pub(crate) fn connect(
@@ -179,6 +203,7 @@ mod tests {
             user_agent: Some("test".into()),
             domain_name: "localhost".into(),
             stage: "local".into(),
+            authorizer: None,
         };
         // Round-trip through JSON: what a Lambda would receive must parse.
         for request in [

@@ -17,10 +17,12 @@ use axum::Router;
 use super::events::{self, Peer};
 use super::formats::{iso8601, random_id};
 use super::guard::{host_allowed, host_name, management_allowed, origin_allowed, Unauthorized};
-use super::invoke::{accepted, disconnected, invoke, Answer};
+use super::invoke::{accepted, authorize, disconnected, invoke, Answer};
+use super::settings::identity_source;
 use super::slots::Lane;
 use super::socket;
 use super::state::{Gateway, Live, Outbox, Refused};
+use crate::authorizer::Verdict;
 use crate::clock::now_ms;
 use crate::connection::is_domain_name;
 use crate::error::chain;
@@ -101,7 +103,7 @@ async fn root(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let peer = Peer {
+    let mut peer = Peer {
         connection_id: random_id(),
         connected_at: now_ms(),
         source_ip: remote.ip().to_string(),
@@ -117,7 +119,14 @@ async fn root(
             _ => "localhost".to_owned(),
         },
         stage: gateway.settings.stage.clone(),
+        authorizer: None,
     };
+    if gateway.pipeline.has_authorizer() {
+        match authorized(&gateway, &peer, &headers, uri.query()).await {
+            Ok(fields) => peer.authorizer = Some(Arc::new(fields)),
+            Err(status) => return status.into_response(),
+        }
+    }
     let request = events::connect(&peer, &headers, uri.query());
     // If the client leaves mid-handshake this future is dropped; the
     // invocation's own task then undoes a connect that was accepted.
@@ -165,7 +174,11 @@ async fn root(
     );
     tracing::info!(connection_id = %peer.connection_id, "connected");
     let failed = (Arc::clone(&gateway), peer.clone());
-    upgrade
+    let protocol = response
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .cloned();
+    let mut answer = upgrade
         // tungstenite's default buffers are 128 KiB each way per connection
         // (about 130 MB for 500 clients); frames here are at most 32 KiB.
         .read_buffer_size(SOCKET_BUFFER)
@@ -179,7 +192,61 @@ async fn root(
                 async move { disconnected(&gateway, &peer, 1006, "Upgrade failed").await },
             );
         })
-        .on_upgrade(move |ws| socket::run(gateway, peer, ws, outbox, rx))
+        .on_upgrade(move |ws| socket::run(gateway, peer, ws, outbox, rx));
+    // As API Gateway does: the header the integration set, whether or not
+    // the client offered it (a browser then fails the connection); none
+    // when the integration set none.
+    if let Some(protocol) = protocol {
+        answer
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    answer
+}
+
+/// Runs the REQUEST authorizer before `$connect`, as API Gateway does: the
+/// identity sources must all be present and non-empty (401 without running
+/// it otherwise); then a Deny is 403, `Unauthorized` 401, and a failure or
+/// no answer within the integration timeout 500 ("Controlling access to
+/// WebSocket APIs with AWS Lambda REQUEST authorizers"; AWS documents no
+/// status for an authorizer timeout). Allowed, its principal id and context
+/// become `requestContext.authorizer` of every event of the connection.
+async fn authorized(
+    gateway: &Arc<Gateway>,
+    peer: &Peer,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<HashMap<String, serde_json::Value>, StatusCode> {
+    let request = events::authorizer(peer, headers, query);
+    for source in &gateway.settings.identity_sources {
+        let present = match identity_source(source) {
+            Some(("header", name)) => request.header(name),
+            Some((_, name)) => request.query(name),
+            None => None,
+        };
+        if present.is_none_or(str::is_empty) {
+            tracing::info!(identity_source = %source, "$connect without the authorizer's identity source: 401");
+            return Err(StatusCode::UNAUTHORIZED);
+        }
+    }
+    let started = std::time::Instant::now();
+    let slot = Arc::clone(&gateway.slots).acquire(Lane::Lifecycle).await;
+    match authorize(gateway, slot, request).await {
+        Some(Ok(Verdict::Allow(identity))) => {
+            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Ok(identity.fields(latency))
+        }
+        Some(Ok(Verdict::Deny(_))) => Err(StatusCode::FORBIDDEN),
+        Some(Ok(Verdict::Unauthorized(_))) => Err(StatusCode::UNAUTHORIZED),
+        Some(Err(_)) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+        None => {
+            tracing::error!(
+                timeout = ?gateway.settings.integration_timeout,
+                "the authorizer did not answer within the integration timeout"
+            );
+            Err(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
 }
 
 /// Bytes each socket buffers before a read or write (tungstenite grows the

@@ -11,6 +11,7 @@ use tokio::time::{timeout_at, Instant};
 use super::events::{self, Peer};
 use super::slots::{Lane, Slot};
 use super::state::Gateway;
+use crate::authorizer::{AuthorizerRequest, Verdict};
 use crate::error::{chain, Error};
 
 /// What API Gateway makes of an invocation.
@@ -68,6 +69,19 @@ pub(crate) async fn invoke(
         // panics): the deadline passed.
         None => Answer::TimedOut,
     }
+}
+
+/// Runs the REQUEST authorizer in `slot`, within the integration timeout
+/// (`None` past it).
+pub(crate) async fn authorize(
+    gateway: &Gateway,
+    slot: Slot,
+    request: AuthorizerRequest,
+) -> Option<Result<Verdict, Error>> {
+    let deadline = Instant::now() + gateway.settings.integration_timeout;
+    let verdict = timeout_at(deadline, gateway.pipeline.authorize(request)).await;
+    drop(slot);
+    verdict.ok()
 }
 
 /// Forgets the connection (posts now answer 410) and runs `$disconnect`

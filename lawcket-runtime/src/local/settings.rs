@@ -46,6 +46,8 @@ const SEND_BUFFER: usize = 8 * MAX_MESSAGE_BYTES;
 /// | `LAWCKET_LOCAL_ORIGINS` | (none) | comma-separated origins whose pages may connect, besides the gateway's own |
 /// | `LAWCKET_LOCAL_ACCEPT_BINARY` | `false` | `true` passes binary frames on as base64 messages instead of closing with 1003 |
 /// | `LAWCKET_LOCAL_SEND_BUFFER` | `1048576` | bytes queued for one client before posts to it answer 429 |
+/// | `LAWCKET_LOCAL_ROUTE_RESPONSES` | `$default` | comma-separated route keys with a route response (the handler's reply goes to the client), `*` for all, empty for none |
+/// | `LAWCKET_LOCAL_IDENTITY_SOURCES` | (none) | the authorizer's identity sources, e.g. `route.request.querystring.token`: a `$connect` without one gets 401 and the authorizer is not run |
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Address to listen on.
@@ -82,6 +84,12 @@ pub struct Settings {
     pub accept_binary: bool,
     /// Bytes queued for one client before posts to it answer 429.
     pub send_buffer: usize,
+    /// Route keys with a route response; `None` means every route. deploy/
+    /// gives `$default` one.
+    pub route_responses: Option<Vec<String>>,
+    /// The authorizer's identity sources (`route.request.header.Name`,
+    /// `route.request.querystring.name`), all required before it runs.
+    pub identity_sources: Vec<String>,
 }
 
 /// Where the local gateway keeps connections.
@@ -114,6 +122,8 @@ impl Default for Settings {
             origins: Vec::new(),
             accept_binary: false,
             send_buffer: SEND_BUFFER,
+            route_responses: Some(vec!["$default".into()]),
+            identity_sources: Vec::new(),
         }
     }
 }
@@ -146,12 +156,7 @@ impl Settings {
         if let Some(routes) = var("LAWCKET_LOCAL_ROUTES") {
             settings.routes = match routes.trim() {
                 "*" => None,
-                list => Some(
-                    list.split(',')
-                        .map(|r| r.trim().to_owned())
-                        .filter(|r| !r.is_empty())
-                        .collect(),
-                ),
+                list => Some(list_of(list)),
             };
         }
         settings.registry = match var("LAWCKET_LOCAL_REGISTRY").as_deref() {
@@ -204,8 +209,54 @@ impl Settings {
         if let Some(bytes) = count("LAWCKET_LOCAL_SEND_BUFFER", MAX_MESSAGE_BYTES, 1 << 30)? {
             settings.send_buffer = bytes;
         }
+        // Set but empty means no route has a route response.
+        if let Ok(routes) = std::env::var("LAWCKET_LOCAL_ROUTE_RESPONSES") {
+            settings.route_responses = match routes.trim() {
+                "*" => None,
+                list => Some(list_of(list)),
+            };
+        }
+        if let Some(sources) = var("LAWCKET_LOCAL_IDENTITY_SOURCES") {
+            settings.identity_sources = list_of(&sources);
+            if let Some(bad) = settings
+                .identity_sources
+                .iter()
+                .find(|s| identity_source(s).is_none())
+            {
+                return Err(Error::Env {
+                    var: "LAWCKET_LOCAL_IDENTITY_SOURCES".into(),
+                    problem: format!(
+                        "{bad:?}: expected `route.request.header.<name>` or \
+                         `route.request.querystring.<name>`"
+                    ),
+                });
+            }
+        }
         Ok(settings)
     }
+
+    /// Whether the route has a route response: its reply goes to the client.
+    pub(crate) fn route_response(&self, route: &str) -> bool {
+        self.route_responses
+            .as_ref()
+            .is_none_or(|routes| routes.iter().any(|r| r == route))
+    }
+}
+
+/// An identity source as (`header` | `querystring`, name).
+pub(crate) fn identity_source(source: &str) -> Option<(&str, &str)> {
+    let rest = source.strip_prefix("route.request.")?;
+    let (origin, name) = rest.split_once('.')?;
+    matches!(origin, "header" | "querystring")
+        .then_some((origin, name))
+        .filter(|(_, name)| !name.is_empty())
+}
+
+fn list_of(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
 }
 
 /// `$request.body.a.b` → `["a", "b"]`.

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use base64::Engine;
 use futures_util::future::OptionFuture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -239,12 +241,20 @@ async fn write(
 fn dispatch(gateway: &Arc<Gateway>, slot: Slot, peer: &Peer, outbox: &Outbox, data: Data) {
     let settings = &gateway.settings;
     let route = events::route_key(&data, &settings.route_selection, settings.routes.as_deref());
+    let reply = settings.route_response(&route);
     let request = events::message(peer, &route, data);
     let gateway = Arc::clone(gateway);
     let outbox = outbox.clone();
     let id = peer.connection_id.clone();
     tokio::spawn(async move {
         match invoke(&gateway, slot, request, None).await {
+            // A route response sends the integration's body back; AWS does
+            // not say what an empty one sends: nothing, here.
+            Answer::Response(response) if reply => {
+                if let Some(body) = reply_body(&response) {
+                    outbox.notice(body);
+                }
+            }
             Answer::Response(_) => {}
             Answer::Failed(error) => {
                 tracing::error!(error = %chain(&error), connection_id = %id, "message failed");
@@ -256,6 +266,22 @@ fn dispatch(gateway: &Arc<Gateway>, slot: Slot, peer: &Peer, outbox: &Outbox, da
             }
         }
     });
+}
+
+/// The bytes of a Lambda proxy response's body (base64 decoded when
+/// `isBase64Encoded`); `None` when there is none.
+fn reply_body(response: &ApiGatewayProxyResponse) -> Option<Vec<u8>> {
+    use aws_lambda_events::encodings::Body;
+    let bytes = match response.body.as_ref()? {
+        Body::Text(text) if response.is_base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?,
+        Body::Text(text) => text.clone().into_bytes(),
+        Body::Binary(bytes) => bytes.clone(),
+        Body::Empty => return None,
+        _ => return None,
+    };
+    (!bytes.is_empty()).then_some(bytes)
 }
 
 fn touch(gateway: &Gateway, peer: &Peer) {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use tracing::Instrument;
 
+use crate::authorizer::{Authorizer, AuthorizerRequest, Identity, Verdict};
 use crate::config::Config;
 use crate::connection::{disconnected_id, Connection, Kind};
 use crate::error::{chain, Error};
@@ -28,6 +29,8 @@ use crate::invocation::{Handler, Invocation, Middleware};
 use crate::publish::Publish;
 use crate::registration::{item, store, Registration};
 use crate::registry::Registry;
+use crate::reply::{Reply, SEC_WEBSOCKET_PROTOCOL};
+use crate::subprotocol;
 use crate::sync::Schema;
 use publishers::Publishers;
 
@@ -40,6 +43,8 @@ pub struct Pipeline {
     middleware: Vec<(String, Box<dyn Middleware>)>,
     plugins: Vec<(String, Box<dyn Handler>)>,
     handler: Box<dyn Handler>,
+    subprotocols: Vec<String>,
+    authorizer: Option<Box<dyn Authorizer>>,
     registry: Registry,
     publishers: Publishers,
 }
@@ -49,6 +54,8 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("schema", &self.schema)
             .field("auto_sync", &self.auto_sync)
+            .field("subprotocols", &self.subprotocols)
+            .field("authorizer", &self.authorizer.is_some())
             .field("registry", &self.registry)
             .field("publishers", &self.publishers)
             .finish_non_exhaustive()
@@ -79,6 +86,8 @@ impl Pipeline {
             middleware: config.middleware,
             plugins: config.plugins,
             handler,
+            subprotocols: config.subprotocols,
+            authorizer: config.authorizer,
             registry: host.registry,
             publishers,
         })
@@ -123,9 +132,10 @@ impl Pipeline {
 
     /// Serves one event.
     ///
-    /// `$connect` always answers with a response: 200 when accepted, the
-    /// refusal's status otherwise (so API Gateway refuses the handshake with it).
-    /// `$disconnect` and messages answer 200 or an error.
+    /// `$connect` always answers with a response: 200 when accepted (with
+    /// the subprotocol, if any), the refusal's status otherwise (so API
+    /// Gateway refuses the handshake with it). Messages answer 200 with the
+    /// handler's reply as the body, or an error; `$disconnect` 200 or an error.
     pub async fn run(
         &self,
         request: ApiGatewayWebsocketProxyRequest,
@@ -155,13 +165,11 @@ impl Pipeline {
                         Ok(event) => self.connect(event, connection).await,
                         Err(error) => Err(error),
                     };
-                    Ok(accepted.map_or_else(response::refuse, |()| response::ok()))
+                    Ok(accepted.map_or_else(response::refuse, response::accept))
                 }
                 Kind::Message => {
                     let event = self.prepare(request, &connection).await?;
-                    self.message(event, connection)
-                        .await
-                        .map(|()| response::ok())
+                    self.message(event, connection).await.map(response::reply)
                 }
                 // The release must happen even when preparing fails.
                 Kind::Close => self
@@ -174,6 +182,34 @@ impl Pipeline {
         .await
     }
 
+    /// Answers a REQUEST authorizer invocation with the user's authorizer.
+    pub(crate) async fn authorize(&self, request: AuthorizerRequest) -> Result<Verdict, Error> {
+        let Some(authorizer) = &self.authorizer else {
+            return Err(Error::Config(
+                "a REQUEST authorizer invocation came, and this handler has no `authorizer = ..`"
+                    .into(),
+            ));
+        };
+        let verdict =
+            Verdict::from_outcome(user_code::authorize(authorizer.as_ref(), request).await);
+        match &verdict {
+            Ok(Verdict::Allow(identity)) => {
+                tracing::debug!(principal_id = identity.principal_id(), "authorizer allowed")
+            }
+            Ok(Verdict::Deny(why) | Verdict::Unauthorized(why)) => {
+                tracing::info!(reason = %why, "authorizer refused")
+            }
+            Err(error) => tracing::error!(error = %chain(error), "authorizer failed"),
+        }
+        verdict
+    }
+
+    /// Whether the local gateway must run the authorizer before `$connect`.
+    #[cfg(feature = "local")]
+    pub(crate) fn has_authorizer(&self) -> bool {
+        self.authorizer.is_some()
+    }
+
     /// The step every lifecycle starts with: decode the body, then run the
     /// middleware in order (any of them may change the event or stop it).
     async fn prepare(
@@ -181,14 +217,26 @@ impl Pipeline {
         request: ApiGatewayWebsocketProxyRequest,
         connection: &Connection,
     ) -> Result<Event, Error> {
+        if self.authorizer.is_some() && Identity::of(&request).is_none() {
+            // API Gateway adds it to every event of a connection its
+            // authorizer allowed: the $connect route does not use it.
+            return Err(Error::MalformedEvent(
+                "no `requestContext.authorizer.principalId`, and the handler has an authorizer: \
+                 the `$connect` route must use it (AuthorizationType CUSTOM; see deploy/)"
+                    .into(),
+            ));
+        }
         let event = Event::from_request(request)?;
         user_code::middleware(&self.middleware, event, connection).await
     }
 
-    /// After middleware: the store (which must succeed: a connection API
-    /// Gateway accepts is always in the registry), then the handler; if the
-    /// handler fails the item is removed again.
-    async fn connect(&self, event: Event, connection: Connection) -> Result<(), Error> {
+    /// After middleware: the subprotocol (a client offering none of ours is
+    /// refused before anything is stored), the store (which must succeed: a
+    /// connection API Gateway accepts is always in the registry), then the
+    /// handler; if the handler fails the item is removed again.
+    async fn connect(&self, event: Event, connection: Connection) -> Result<Reply, Error> {
+        let protocol =
+            subprotocol::choose(&self.subprotocols, &event.request().headers)?.map(str::to_owned);
         if self.auto_sync {
             let item = item(&self.schema, &connection, &event)?;
             store(&self.registry, &item).await?;
@@ -216,7 +264,11 @@ impl Pipeline {
             }
             tracing::debug!(error = %chain(error), "handler refused the connection");
         }
-        result
+        // The handler's own choice of subprotocol wins.
+        result.map(|reply| match protocol {
+            Some(protocol) if !reply.sets(SEC_WEBSOCKET_PROTOCOL) => reply.protocol(protocol),
+            _ => reply,
+        })
     }
 
     /// The release runs alongside middleware and handler, and happens whatever
@@ -229,8 +281,10 @@ impl Pipeline {
         let id = connection.id().to_owned();
         let handle = async {
             let event = self.prepare(request, &connection).await?;
+            // No one is left to read a reply.
             self.call(self.invocation(event, connection.clone(), None))
                 .await
+                .map(drop)
         };
         let release = async {
             match self.auto_sync {
@@ -249,14 +303,14 @@ impl Pipeline {
     }
 
     /// After middleware: the handler, with a publisher for the sender's stage.
-    async fn message(&self, event: Event, connection: Connection) -> Result<(), Error> {
+    async fn message(&self, event: Event, connection: Connection) -> Result<Reply, Error> {
         let publisher = self.publishers.for_connection(&connection)?;
         let publish = Publish::new(connection.id(), publisher);
         self.call(self.invocation(event, connection, Some(publish)))
             .await
     }
 
-    async fn call(&self, invocation: Invocation) -> Result<(), Error> {
+    async fn call(&self, invocation: Invocation) -> Result<Reply, Error> {
         user_code::handle(self.handler.as_ref(), &self.plugins, invocation).await
     }
 

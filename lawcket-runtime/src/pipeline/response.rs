@@ -4,11 +4,49 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 
 use crate::error::{chain, Error};
+use crate::reply::{Reply, ReplyBody};
 
-/// 200: the event was handled (on `$connect`, the connection is accepted).
+/// 200: the event was handled (`$disconnect`).
 pub(super) fn ok() -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = 200;
+    response
+}
+
+/// 200 with the handler's reply as the body, which API Gateway sends to the
+/// client when the route has a route response. A binary body goes base64
+/// encoded with `isBase64Encoded`, as Lambda proxy responses carry binary.
+pub(super) fn reply(reply: Reply) -> ApiGatewayProxyResponse {
+    let mut response = ok();
+    match reply.body {
+        Some(ReplyBody::Text(text)) => response.body = Some(Body::Text(text)),
+        Some(ReplyBody::Binary(bytes)) => {
+            response.body = Some(Body::Binary(bytes));
+            response.is_base64_encoded = true;
+        }
+        None => {}
+    }
+    response
+}
+
+/// 200 accepting a `$connect`, with the reply's headers (the subprotocol);
+/// its body is dropped, as the client never sees one. A header HTTP does not
+/// allow refuses the connection (500) instead.
+pub(super) fn accept(reply: Reply) -> ApiGatewayProxyResponse {
+    use aws_lambda_events::http::{HeaderName, HeaderValue};
+    let mut response = ok();
+    for (name, value) in reply.headers {
+        let parsed = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        );
+        let (Ok(name), Ok(value)) = parsed else {
+            return refuse(Error::Config(format!(
+                "the handler's `$connect` reply sets the header {name:?}: {value:?}, which HTTP does not allow"
+            )));
+        };
+        response.headers.append(name, value);
+    }
     response
 }
 

@@ -4,10 +4,12 @@
 
 use std::future::Future;
 
+use crate::authorizer::{Authorizer, AuthorizerRequest, Identity};
 use crate::connection::Connection;
 use crate::error::{chain, BoxError, Error};
 use crate::event::Event;
 use crate::invocation::{Handler, Invocation, Middleware};
+use crate::reply::Reply;
 
 /// Each middleware in order; the first error stops everything.
 pub(super) async fn middleware(
@@ -23,13 +25,22 @@ pub(super) async fn middleware(
     Ok(event)
 }
 
+/// The authorizer, behind the same panic guard.
+pub(super) async fn authorize(
+    authorizer: &dyn Authorizer,
+    request: AuthorizerRequest,
+) -> Result<Identity, BoxError> {
+    guarded(|| authorizer.call(request)).await
+}
+
 /// The handler and every plugin, concurrently; all are awaited and any
-/// failure fails the invocation (the handler's first).
+/// failure fails the invocation (the handler's first). The handler's reply
+/// is the invocation's; a plugin's is not sent.
 pub(super) async fn handle(
     handler: &dyn Handler,
     plugins: &[(String, Box<dyn Handler>)],
     invocation: Invocation,
-) -> Result<(), Error> {
+) -> Result<Reply, Error> {
     let plugins: Vec<_> = plugins
         .iter()
         .map(|(name, plugin)| {
@@ -47,8 +58,9 @@ pub(super) async fn handle(
         guarded(|| handler.call(invocation)),
         futures_util::future::join_all(plugins)
     );
-    handled.map_err(|e| Error::from_user("the handler", e))?;
-    plugged.into_iter().collect()
+    let reply = handled.map_err(|e| Error::from_user("the handler", e))?;
+    plugged.into_iter().collect::<Result<Vec<_>, Error>>()?;
+    Ok(reply)
 }
 
 /// Runs user code, turning a panic into an error so the pipeline still cleans

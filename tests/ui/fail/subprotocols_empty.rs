@@ -1,0 +1,2 @@
+#[lawcket::handler(table = "connections", subprotocols = [])]
+async fn handler() {}
