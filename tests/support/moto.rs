@@ -151,6 +151,60 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
         .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
 }
 
+/// A connections table with a global secondary index per `(field, index)`,
+/// projected as deploy/'s indexes are.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn create_indexed_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    indexes: &[(&str, &str)],
+) {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let hash = |name: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("connectionId"))
+        .key_schema(hash("connectionId"));
+    for (field, index) in indexes {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .non_key_attributes("stage")
+            .non_key_attributes("ttl")
+            .non_key_attributes("domainName")
+            .non_key_attributes("connectedAt")
+            .build();
+        create = create
+            .attribute_definitions(attribute(field))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(hash(field))
+                    .projection(projection)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+}
+
 /// A table name no other test uses.
 pub fn unique_table(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
