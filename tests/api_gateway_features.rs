@@ -455,6 +455,23 @@ async fn the_local_gateway_negotiates_subprotocols_as_the_connect_response_says(
     assert_eq!(local.memory.len(), 2, "the refused client is not stored");
 }
 
+/// A `$connect` handler may pick the subprotocol itself; its choice wins.
+#[tokio::test]
+async fn a_connect_handler_may_choose_the_subprotocol() {
+    let config = Config::new("t").subprotocols(["graphql-transport-ws", "graphql-ws"]);
+    let handler = |invocation: Invocation| async move {
+        match invocation.connection().kind() {
+            lawcket::Kind::Connect => Reply::empty().protocol("graphql-ws"),
+            _ => Reply::empty(),
+        }
+    };
+    let local = Local::start(config, Settings::default(), handler).await;
+    let (protocol, _client) = handshake(&local, Some("graphql-transport-ws, graphql-ws"))
+        .await
+        .unwrap();
+    assert_eq!(protocol.as_deref(), Some("graphql-ws"));
+}
+
 #[tokio::test]
 async fn the_local_gateway_runs_the_authorizer_before_connect() {
     let config = Config::new("t")
