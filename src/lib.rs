@@ -95,11 +95,15 @@
 ///
 /// # What happens per event
 ///
-/// - `$connect`: the connection is stored (`connectionId`, `domainName`,
-///   `stage`, the sync fields, `connectedAt`, `ttl`) and then the fn runs. If
-///   the store fails, the connection is refused with 500; if the fn fails or
-///   returns [`Error::reject`], the item is removed and the connection refused
-///   with that status.
+/// - the authorizer's invocation (with `authorizer = f`): `f` decides; the
+///   answer is API Gateway's IAM policy and context, or `Unauthorized`.
+/// - `$connect`: the subprotocol is chosen (a client offering only others is
+///   refused with 400), the connection is stored (`connectionId`,
+///   `domainName`, `stage`, the sync fields, `connectedAt`, `ttl`) and then
+///   the fn runs; its reply's headers go into the handshake. If the store
+///   fails, the connection is refused with 500; if the fn fails or returns
+///   [`Error::reject`], the item is marked refused (its TTL reaps it) and the
+///   connection refused with that status.
 /// - `$disconnect`: the fn runs while the item is deleted.
 /// - messages: the fn runs with `Some(publish)`; its reply is the response body.
 ///

@@ -103,7 +103,9 @@ impl Identity {
         &self.principal_id
     }
 
-    /// A context value.
+    /// A context value. In a handler, API Gateway gives numbers and booleans
+    /// as strings (`"3"`, `"true"`), as does the local gateway; the
+    /// authorizer's own answer keeps their types.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.context.get(key)
     }
@@ -133,13 +135,20 @@ impl Identity {
         })
     }
 
-    /// `requestContext.authorizer` as API Gateway fills it for later events.
+    /// `requestContext.authorizer` as API Gateway fills it for later events:
+    /// context values as strings, as API Gateway documents them ("The
+    /// returned values are all stringified", Output from an API Gateway
+    /// Lambda authorizer).
     #[cfg(feature = "local")]
     pub(crate) fn fields(&self, latency_ms: u64) -> std::collections::HashMap<String, Value> {
+        let text = |value: &Value| match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         let mut fields: std::collections::HashMap<String, Value> = self
             .context
             .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
+            .map(|(key, value)| (key.clone(), Value::String(text(value))))
             .collect();
         fields.insert("principalId".into(), self.principal_id.clone().into());
         fields.insert("integrationLatency".into(), latency_ms.into());

@@ -166,9 +166,9 @@ impl Config {
         self
     }
 
-    /// The WebSocket subprotocols the handler speaks, in order of preference
-    /// for ties: `$connect` answers with the first one the client offered,
-    /// and refuses (400) a client that offered only others.
+    /// The WebSocket subprotocols the handler speaks: `$connect` answers with
+    /// the first of the client's offers that is one of them (the client's
+    /// order decides), and refuses (400) a client that offered only others.
     pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
         self.subprotocols
             .extend(protocols.into_iter().map(Into::into));

@@ -52,7 +52,8 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// A value to publish could not be serialised to JSON.
+    /// A value to publish, or a reply ([`Reply::json`](crate::Reply::json)),
+    /// could not be serialised to JSON.
     #[error("could not serialise the message to JSON")]
     Serialize(#[source] serde_json::Error),
 

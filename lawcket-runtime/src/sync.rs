@@ -242,6 +242,11 @@ impl SyncField {
     pub(crate) fn check(&self, value: &SyncValue) -> Result<(), Error> {
         let field = &self.name;
         match (&self.source, value) {
+            // What the authorizer vouched for is not the handler's to change.
+            (Source::Dynamic(dynamic), _) if dynamic.needs_authorizer() => Err(Error::reject(
+                400,
+                format!("sync field `{field}` comes from the authorizer; it cannot be changed"),
+            )),
             (Source::Dynamic(dynamic), SyncValue::Str(s)) => dynamic.check(field, s),
             (Source::Dynamic(_), _) => Err(Error::reject(
                 400,
@@ -319,6 +324,17 @@ mod tests {
                 .collect(),
             ttl: crate::limits::DEFAULT_TTL,
         }
+    }
+
+    #[test]
+    fn what_the_authorizer_vouched_for_cannot_be_changed() {
+        let field = SyncField {
+            name: "user".into(),
+            source: Source::Dynamic(Dynamic::authorizer("principalId")),
+        };
+        let refused = field.check(&SyncValue::from("mallory")).unwrap_err();
+        assert_eq!(refused.status(), 400);
+        assert!(refused.to_string().contains("comes from the authorizer"), "{refused}");
     }
 
     #[test]

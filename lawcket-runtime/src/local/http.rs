@@ -174,10 +174,7 @@ async fn root(
     );
     tracing::info!(connection_id = %peer.connection_id, "connected");
     let failed = (Arc::clone(&gateway), peer.clone());
-    let protocol = response
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .cloned();
+    let headers = response.headers;
     let mut answer = upgrade
         // tungstenite's default buffers are 128 KiB each way per connection
         // (about 130 MB for 500 clients); frames here are at most 32 KiB.
@@ -193,16 +190,27 @@ async fn root(
             );
         })
         .on_upgrade(move |ws| socket::run(gateway, peer, ws, outbox, rx));
-    // As API Gateway does: the header the integration set, whether or not
-    // the client offered it (a browser then fails the connection); none
-    // when the integration set none.
-    if let Some(protocol) = protocol {
-        answer
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    // The integration's headers, as API Gateway returns them: above all
+    // `Sec-WebSocket-Protocol`, whether or not the client offered it (a
+    // browser then fails the connection), and none when the integration set
+    // none. The handshake's own headers stay the handshake's.
+    for (name, value) in &headers {
+        if !HANDSHAKE_HEADERS.contains(name) {
+            answer.headers_mut().append(name, value.clone());
+        }
     }
     answer
 }
+
+/// Headers of the 101 response that belong to the WebSocket handshake itself.
+const HANDSHAKE_HEADERS: [header::HeaderName; 6] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_ACCEPT,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+];
 
 /// Runs the REQUEST authorizer before `$connect`, as API Gateway does: the
 /// identity sources must all be present and non-empty (401 without running

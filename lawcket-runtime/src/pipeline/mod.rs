@@ -220,7 +220,8 @@ impl Pipeline {
         if self.authorizer.is_some() && Identity::of(&request).is_none() {
             // API Gateway adds it to every event of a connection its
             // authorizer allowed: the $connect route does not use it.
-            return Err(Error::MalformedEvent(
+            // The deployment's mistake, not the client's: 500.
+            return Err(Error::Config(
                 "no `requestContext.authorizer.principalId`, and the handler has an authorizer: \
                  the `$connect` route must use it (AuthorizationType CUSTOM; see deploy/)"
                     .into(),
