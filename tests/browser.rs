@@ -1,6 +1,11 @@
 //! The chat example in headless Chromium (Debian's package, driven by
-//! playwright-core): two pages exchange a message through the local gateway;
-//! and pages of other origins cannot use the gateway a developer runs.
+//! playwright-core): pages with names in two channels chat through the local
+//! gateway; they survive a restart of the server; and pages of other origins
+//! cannot use the gateway a developer runs.
+//!
+//! The scripts in tests/browser/ hold the page's side of the contract between
+//! the page and the chat example (frames, close codes, limits); they print
+//! their steps, shown with `-- --nocapture` or when a test fails.
 
 mod support;
 
@@ -13,30 +18,300 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-#[test]
-fn chat_page_in_chromium() {
+/// Names, channels, a join by the page's control, a reload, the frame limit
+/// and the page's error lines: tests/browser/chat.mjs, which says what it
+/// checks step by step.
+#[tokio::test]
+async fn chat_page_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chromium = chromium();
     let port = support::free_port();
     let chat = Chat::start(port, &[]);
 
     let screenshot = root.join("target/chat-browser-test.png");
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/chat.mjs"))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node is needed for the browser test");
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .arg(root.join("tests/browser/chat.mjs"))
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .arg(&screenshot)
+            .env("CHROMIUM", &chromium)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the browser script ran over 5 minutes\n--- gateway log ---\n{}",
+            chat.log()
+        )
+    })
+    .expect("node is needed for the browser test");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}"); // shown with `-- --nocapture`: the steps and their times
     assert!(
-        output.status.success() && stdout.contains("browser chat: ok"),
-        "browser test failed:\n{stdout}\n{}\n--- gateway log ---\n{}",
+        output.status.success() && stdout.lines().any(|line| line == "browser chat: ok"),
+        "browser test failed ({}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        output.status,
         String::from_utf8_lossy(&output.stderr),
         chat.log()
     );
+}
+
+/// Subprotocols as Chromium negotiates them with the graphql_ws example:
+/// `new WebSocket(url, ["graphql-transport-ws"])` opens with that protocol
+/// and its handshake is answered by a reply; a socket offering only an
+/// unsupported protocol fails as a refused handshake
+/// (tests/browser/subprotocols.mjs).
+#[tokio::test]
+async fn subprotocols_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = chromium();
+    let port = support::free_port();
+    let server = Chat::start_example("graphql_ws", port, &[]);
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(root.join("tests/browser/subprotocols.mjs"))
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .env("CHROMIUM", &chromium)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the browser script ran over 2 minutes
+{}",
+            server.log()
+        )
+    })
+    .expect("node is needed for the browser test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|line| line == "subprotocols: ok"),
+        "browser test failed ({}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+}
+
+/// The chat example restarts (a crash, a redeploy) while two chat pages stay
+/// open: the pages back off, come back by themselves, re-join #general, and a
+/// message typed during the outage is delivered once. tests/browser/reconnect.mjs
+/// drives the pages and asks for each step on its stdout (`restart`, `start`);
+/// this test answers on its stdin (`stopped`, `started`).
+#[tokio::test]
+async fn chat_pages_reconnect_after_a_server_restart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = chromium();
+    let port = support::free_port();
+    let mut chat = Chat::start(port, &[]);
+    let mut node = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/reconnect.mjs"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the browser test");
+    let mut to_node = node.stdin.take().unwrap();
+    let mut from_node = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut stderr = node.stderr.take().unwrap();
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut said = Vec::new();
+    // What the test's own client in #general receives after the restart.
+    let observed = Arc::new(Mutex::new(Vec::<String>::new()));
+
+    let outcome = async {
+        // Opening two pages includes Chromium's start.
+        next_word(
+            &mut from_node,
+            &mut said,
+            "restart",
+            Duration::from_secs(180),
+        )
+        .await?;
+        chat.stop();
+        tell(&mut to_node, "stopped").await?;
+        next_word(&mut from_node, &mut said, "start", Duration::from_secs(120)).await?;
+        chat.start_again();
+        // In #general before any page can have come back (they retry after
+        // 0.35 s at the soonest; this tries every 10 ms), so it receives what
+        // alice sends once she has re-joined.
+        let observer = observer(&mut chat, port).await?;
+        let reader = {
+            let observed = Arc::clone(&observed);
+            tokio::spawn(async move {
+                let (_keep_open, mut frames) = observer.split();
+                while let Some(Ok(frame)) = frames.next().await {
+                    if let Message::Text(text) = frame {
+                        observed.lock().unwrap().push(text.as_str().to_owned());
+                    }
+                }
+            })
+        };
+        tell(&mut to_node, "started").await?;
+        next_word(
+            &mut from_node,
+            &mut said,
+            "reconnect: ok",
+            Duration::from_secs(240),
+        )
+        .await?;
+        // Everything alice sent after the restart reaches the observer too.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !observed_text(&observed, "alice after restart") {
+            if tokio::time::Instant::now() > deadline {
+                return Err(
+                    "the observer did not receive \"alice after restart\" within 20 s".to_owned(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await; // a duplicate would be here by now
+        reader.abort();
+        Ok::<(), String>(())
+    }
+    .await;
+
+    // On a failure node may be waiting for a word: end its stdin so it stops.
+    drop(to_node);
+    let status = match tokio::time::timeout(Duration::from_secs(30), node.wait()).await {
+        Ok(status) => format!("{:?}", status.map(|s| s.code())),
+        Err(_) => {
+            let _ = node.kill().await;
+            "still running after 30 s: killed".to_owned()
+        }
+    };
+    let errors = tokio::time::timeout(Duration::from_secs(10), errors)
+        .await
+        .map(|text| text.unwrap_or_default())
+        .unwrap_or_else(|_| "(node's stderr did not end)".to_owned());
+    let observed = observed.lock().unwrap().clone();
+    // Shown with `-- --nocapture`: the steps and how long each took.
+    eprintln!("{}", said.join("\n"));
+
+    let mut problems = Vec::new();
+    if let Err(problem) = outcome {
+        problems.push(problem);
+    }
+    // Exactly once: not lost in the outage, not sent twice after it.
+    let outage: Vec<&String> = observed
+        .iter()
+        .filter(|frame| is_message(frame, "typed during the outage"))
+        .collect();
+    match outage.as_slice() {
+        [one] if serde_json::from_str::<Value>(one).unwrap()["name"] == "alice" => {}
+        _ => problems.push(format!(
+            "the observer received the message typed during the outage {} times (expected once, from alice): {outage:?}",
+            outage.len()
+        )),
+    }
+    assert!(
+        problems.is_empty(),
+        "the chat pages did not recover from a server restart:\n  - {}\n\
+         --- node said (exit: {status}) ---\n{}\n--- node's errors ---\n{errors}\n\
+         --- the observer received after the restart ---\n{}\n--- gateway log ---\n{}",
+        problems.join("\n  - "),
+        said.join("\n"),
+        observed.join("\n"),
+        chat.log()
+    );
+}
+
+/// Reads node's stdout up to the line `word`, keeping every line in `said`.
+async fn next_word(
+    from_node: &mut Lines<BufReader<ChildStdout>>,
+    said: &mut Vec<String>,
+    word: &str,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, from_node.next_line()).await {
+            Err(_) => {
+                return Err(format!(
+                    "node did not say `{word}` within {} s",
+                    within.as_secs()
+                ))
+            }
+            Ok(Err(error)) => return Err(format!("reading node's output: {error}")),
+            Ok(Ok(None)) => return Err(format!("node ended before saying `{word}`")),
+            Ok(Ok(Some(line))) => {
+                let found = line == word;
+                said.push(line);
+                if found {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn tell(to_node: &mut ChildStdin, word: &str) -> Result<(), String> {
+    to_node
+        .write_all(format!("{word}\n").as_bytes())
+        .await
+        .map_err(|e| format!("telling node `{word}`: {e}"))?;
+    to_node
+        .flush()
+        .await
+        .map_err(|e| format!("telling node `{word}`: {e}"))
+}
+
+/// A client without Origin in #general, connected as soon as the restarted
+/// chat example accepts one (tried every 10 ms, for 30 s at most).
+async fn observer(
+    chat: &mut Chat,
+    port: u16,
+) -> Result<WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>, String> {
+    let url = format!("ws://127.0.0.1:{port}/?channel=%23general&token=observer");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((socket, _)) => return Ok(socket),
+            Err(error) => {
+                if let Some(status) = chat.exited() {
+                    return Err(format!(
+                        "the chat example exited ({status}) after its restart"
+                    ));
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "the restarted chat example accepted no WebSocket within 30 s: {error}"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Whether `frame` is a chat message with this text.
+fn is_message(frame: &str, text: &str) -> bool {
+    serde_json::from_str::<Value>(frame)
+        .is_ok_and(|frame| frame["type"] == "message" && frame["text"] == text)
+}
+
+fn observed_text(observed: &Mutex<Vec<String>>, text: &str) -> bool {
+    observed
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|frame| is_message(frame, text))
 }
 
 /// A developer runs the chat example while browsing: pages of other origins
@@ -55,14 +330,21 @@ async fn cross_origin_pages_cannot_use_the_local_gateway() {
     let allowed = format!("http://friend.test:{attacker_port}");
     let chat = Chat::start(port, &[("LAWCKET_LOCAL_ORIGINS", &allowed)]);
 
-    // The victim: a client without Origin (allowed) in #general, as the chat
-    // page's own socket would be. Its own message tells its connection id.
-    let (victim, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .unwrap_or_else(|e| panic!("the victim could not connect: {e}\n{}", chat.log()));
+    // The victim: a client without Origin (allowed) in #general (the default
+    // channel), as the chat page's own socket would be. Its own message tells
+    // its connection id.
+    let (victim, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/?token=victim"))
+            .await
+            .unwrap_or_else(|e| panic!("the victim could not connect: {e}\n{}", chat.log()));
     let (mut victim_tx, mut victim_rx) = victim.split();
-    let say = |text: &str| {
-        Message::text(json!({ "action": "send", "channel": "#general", "text": text }).to_string())
+    let mut reference = 0;
+    let mut say = |text: &str| {
+        reference += 1;
+        Message::text(
+            json!({ "action": "send", "channel": "#general", "text": text, "ref": reference })
+                .to_string(),
+        )
     };
     victim_tx.send(say("victim: hello")).await.unwrap();
     let victim_id = loop {
@@ -73,8 +355,11 @@ async fn cross_origin_pages_cannot_use_the_local_gateway() {
             .expect("the victim's websocket failed");
         if let Message::Text(text) = message {
             let message: Value = serde_json::from_str(&text).unwrap();
-            if message["text"] == "victim: hello" {
-                break message["from"].as_str().unwrap().to_owned();
+            if message["type"] == "message" && message["text"] == "victim: hello" {
+                match message["connection"].as_str() {
+                    Some(id) => break id.to_owned(),
+                    None => panic!("the victim's own message names no connection: {message}"),
+                }
             }
         }
     };
@@ -248,33 +533,84 @@ fn chromium() -> String {
 
 /// The chat example serving on 127.0.0.1:`port`, its output in a log file;
 /// killed when dropped, so a failing test leaves no gateway behind.
+/// An example binary running its local gateway (the chat example unless
+/// said otherwise), its output in a log file.
 struct Chat {
     child: Child,
+    example: &'static str,
+    port: u16,
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
 impl Chat {
     fn start(port: u16, env: &[(&str, &str)]) -> Chat {
-        let log = std::env::temp_dir().join(format!("lawcket-chat-{port}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(support::example("chat"))
+        Chat::start_example("chat", port, env)
+    }
+
+    fn start_example(example: &'static str, port: u16, env: &[(&str, &str)]) -> Chat {
+        let log = std::env::temp_dir().join(format!("lawcket-{example}-{port}.log"));
+        std::fs::File::create(&log).unwrap(); // a fresh log; spawn appends
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Chat::spawn(example, port, &env, &log);
+        let mut chat = Chat {
+            child,
+            example,
+            port,
+            env,
+            log,
+        };
+        let log = chat.log.clone();
+        support::wait_listening(port, &mut chat.child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
+        chat
+    }
+
+    fn spawn(example: &str, port: u16, env: &[(String, String)], log: &Path) -> Child {
+        let file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        Command::new(support::example(example))
             // Only what the test sets: a developer's LAWCKET_LOCAL_ORIGINS
             // must not change what the test sees.
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("LAWCKET_LOCAL_ADDR", format!("127.0.0.1:{port}"))
             .env("NO_COLOR", "1") // a readable log in failure messages
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
+            .unwrap()
+    }
+
+    /// Kills the process (as a crash or a redeploy would: no close frames),
+    /// then starts a new one on the same port, writing to the same log. Does
+    /// not wait for it to listen.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.note("--- killed by the test ---");
+    }
+
+    fn start_again(&mut self) {
+        self.note("--- started again by the test ---");
+        self.child = Chat::spawn(self.example, self.port, &self.env, &self.log);
+    }
+
+    /// Whether the process has exited, and how.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    fn note(&self, line: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
             .unwrap();
-        let mut chat = Chat { child, log };
-        let log = chat.log.clone();
-        support::wait_listening(port, &mut chat.child, || {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
-        chat
+        let _ = writeln!(file, "{line}");
     }
 
     fn log(&self) -> String {

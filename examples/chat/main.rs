@@ -81,7 +81,9 @@ async fn chat(
             // Validated like the query parameter; refused if the connection
             // has been released meanwhile.
             if let Err(refused) = registration.set("channel", channel.as_str()).await {
-                return Ok(Some(error(Some("join"), None, &refusal(&refused))));
+                let mut reply = error(Some("join"), None, &refusal(&refused));
+                reply["channel"] = json!(channel);
+                return Ok(Some(reply));
             }
             let joined = json!({ "type": "joined", "channel": channel, "name": name, "connection": connection.id() });
             publish

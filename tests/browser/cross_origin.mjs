@@ -32,14 +32,16 @@ const timeout = 10_000;
 
 // Runs in a page: opens a WebSocket and, if it opens, posts `text` to `channel`
 // as the chat page would (what an attacker would do with it), then waits for
-// the gateway's answer. Self-contained: Playwright sends its source to the page.
+// the gateway's answer. Every URL carries a valid `token` (a name), so only
+// the gateway's Origin and Host checks can refuse the handshake.
+// Self-contained: Playwright sends its source to the page.
 const socket = ({ url, channel, text }) => new Promise((resolve) => {
   const result = { url, opened: false };
   const ws = new WebSocket(url);
   const timer = setTimeout(() => { result.timedOut = true; ws.close(); resolve(result); }, 5000);
   ws.onopen = () => {
     result.opened = true;
-    ws.send(JSON.stringify({ action: 'send', channel, text }));
+    ws.send(JSON.stringify({ action: 'send', channel, text, ref: 1 }));
   };
   ws.onmessage = (e) => { result.received = e.data; ws.close(); };
   ws.onerror = () => { result.error = true; };
@@ -81,12 +83,15 @@ const newPage = async () => {
   page.on('pageerror', (e) => report.console.push(`${page.url()}: page error: ${e}`));
   return page;
 };
-// The chat page's own socket opens (positive control for the page's origin).
+// The chat page's own socket opens (positive control for the page's origin)
+// once a name is given.
 const chatPage = async (url) => {
   const page = await newPage();
   try {
     const response = await page.goto(url);
     const status = response && response.status();
+    await page.fill('#name', 'owner', { timeout }).catch(() => {});
+    await page.click('#connect', { timeout }).catch(() => {});
     await page.waitForSelector('#status[data-state="open"]', { timeout }).catch(() => {});
     const state = await page.getAttribute('#status', 'data-state').catch(() => null);
     const text = await page.textContent('#status').catch(() => null);
@@ -106,7 +111,7 @@ try {
     const page = await newPage();
     await page.goto(`http://friend.test:${attackerPort}/`);
     return page.evaluate(socket, {
-      url: `ws://${gateway}/?channel=%23friends`, channel: '#friends', text: 'hello from an allowed origin',
+      url: `ws://${gateway}/?channel=%23friends&token=friend`, channel: '#friends', text: 'hello from an allowed origin',
     });
   });
 
@@ -119,7 +124,7 @@ try {
     return {
       origin: await page.evaluate(() => location.origin),
       socket: await page.evaluate(socket, {
-        url: `ws://${gateway}/?channel=%23general`, channel: '#general', text: 'injected by a cross-origin WebSocket',
+        url: `ws://${gateway}/?channel=%23general&token=mallory`, channel: '#general', text: 'injected by a cross-origin WebSocket',
       }),
       post: await post(`/@connections/${victim}`, 'injected by a cross-origin POST /@connections'),
       stagePost: await post(`/local/@connections/${victim}`, 'injected by a cross-origin POST /local/@connections'),
@@ -155,7 +160,7 @@ try {
     return {
       origin: await page.evaluate(() => location.origin),
       socket: await page.evaluate(socket, {
-        url: `ws://${rebound}/?channel=%23general`, channel: '#general', text: 'injected by a WebSocket after DNS rebinding',
+        url: `ws://${rebound}/?channel=%23general&token=mallory`, channel: '#general', text: 'injected by a WebSocket after DNS rebinding',
       }),
       // Same-origin for the page: it could read these answers.
       post: await page.evaluate(request, {
