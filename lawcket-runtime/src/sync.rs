@@ -334,7 +334,10 @@ mod tests {
         };
         let refused = field.check(&SyncValue::from("mallory")).unwrap_err();
         assert_eq!(refused.status(), 400);
-        assert!(refused.to_string().contains("comes from the authorizer"), "{refused}");
+        assert!(
+            refused.to_string().contains("comes from the authorizer"),
+            "{refused}"
+        );
     }
 
     #[test]
