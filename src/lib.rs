@@ -81,6 +81,8 @@
 /// [`Registration`] and (with an authorizer) [`Identity`], in any order,
 /// and returns a reply or `Result` of one, with an error that is [`Error`] or
 /// any error that converts into `Box<dyn std::error::Error + Send + Sync>`.
+/// Taking [`Identity`] without `authorizer = ..` is a compile error, under
+/// any name the type is imported as.
 /// A reply is `()` (none), [`Reply`], `String`, `serde_json::Value`, ...
 /// ([`IntoReply`]): for a message, API Gateway sends it back to the sender
 /// when the route has a route response (deploy/ gives `$default` one); for

@@ -127,8 +127,7 @@ async fn chat_on_lambda_authorizes_stores_the_user_and_replies() {
     // route is misconfigured, and the handler has no identity to give.
     let mut bare = fixture("connect.json");
     bare["requestContext"]["connectionId"] = json!("bare=");
-    let refused = status(&runtime.invoke(bare).await);
-    assert!(refused >= 400, "answered {refused}");
+    assert_eq!(status(&runtime.invoke(bare).await), 500);
     assert!(moto::item(&dynamo, table, "bare=").await.is_none());
 
     // A join: announced to the channel through @connections, and answered
@@ -227,6 +226,7 @@ async fn check(request: AuthorizerRequest) -> Result<Identity, Error> {
             .with("level", 2)),
         Some("mallory") => Err(Error::reject(403, "not mallory")),
         Some("boom") => Err(Error::Config("the token service is down".into())),
+        Some("later") => Err(Error::reject(503, "the token service is busy")),
         _ => Err(Error::reject(401, "no token")),
     }
 }
@@ -274,6 +274,9 @@ async fn the_authorizers_answers_follow_api_gateways_contract() {
     // its text stays in the log and the Lambda error, not in a policy.
     let failed = authorize(&pipeline, "boom").await.unwrap_err();
     assert!(failed.contains("the token service is down"), "{failed}");
+    // A 5xx refusal says the authorizer could not decide: a failure, not a Deny.
+    let failed = authorize(&pipeline, "later").await.unwrap_err();
+    assert!(failed.contains("503"), "{failed}");
 
     // A context API Gateway would refuse fails the authorization.
     let nested = Pipeline::new(
@@ -339,6 +342,14 @@ async fn local_handler(
         return Ok(None);
     };
     let text = event.text().unwrap_or_default().into_owned();
+    if text == "binary" {
+        return Ok(Some(Reply::binary(vec![0, 159, 146, 150])));
+    }
+    if text == "huge" {
+        return Ok(Some(Reply::text(
+            "x".repeat(lawcket::MAX_MESSAGE_BYTES + 1),
+        )));
+    }
     if text.contains("whoami") {
         let identity = identity.expect("the identity reaches every message");
         return Reply::json(
@@ -399,6 +410,21 @@ async fn the_local_gateway_sends_replies_of_routes_with_a_route_response() {
         vec!["posted:hello".to_owned()],
         "no reply for `shout`"
     );
+    // Bytes that are not UTF-8 go as a binary frame.
+    client.send(Message::text("binary")).await.unwrap();
+    let frame = tokio::time::timeout(PATIENCE, client.next()).await.unwrap();
+    assert_eq!(
+        frame.unwrap().unwrap(),
+        Message::binary(vec![0, 159, 146, 150])
+    );
+    // A reply over API Gateway's message size fails the invocation, which
+    // the sender learns as API Gateway's error answer.
+    client.send(Message::text("huge")).await.unwrap();
+    let (error, _) = until(&mut client, "the error answer", |t| {
+        t.contains("Internal server error")
+    })
+    .await;
+    assert!(error.contains("connectionId"), "{error}");
 
     // With no route response at all, nothing comes back but the posts.
     let settings = Settings {
@@ -407,7 +433,8 @@ async fn the_local_gateway_sends_replies_of_routes_with_a_route_response() {
     };
     let local = start(Config::new("t"), settings).await;
     let mut client = local.connect("").await.unwrap();
-    for text in ["one", "two"] {
+    // The last one is a sentinel: the reply to "two", if any, comes before it.
+    for text in ["one", "two", "three"] {
         client.send(Message::text(text)).await.unwrap();
         let (post, before) = until(&mut client, "a post", |t| t.starts_with("posted:")).await;
         assert_eq!(post, format!("posted:{text}"));
@@ -453,6 +480,24 @@ async fn the_local_gateway_negotiates_subprotocols_as_the_connect_response_says(
     let (protocol, _second) = handshake(&local, None).await.unwrap();
     assert_eq!(protocol, None);
     assert_eq!(local.memory.len(), 2, "the refused client is not stored");
+}
+
+/// A header HTTP does not allow fails the `$connect` (500), and nothing of
+/// the connection is left in the registry.
+#[tokio::test]
+async fn a_connect_reply_with_a_bad_header_refuses_the_connection() {
+    let handler = |invocation: Invocation| async move {
+        match invocation.connection().kind() {
+            lawcket::Kind::Connect => Reply::empty().header("X-Bad", "a\nb"),
+            _ => Reply::empty(),
+        }
+    };
+    let local = Local::start(Config::new("t"), Settings::default(), handler).await;
+    match local.connect("").await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 500),
+        other => panic!("expected 500, got {other:?}"),
+    }
+    assert_eq!(local.memory.len(), 0);
 }
 
 /// A `$connect` handler may pick the subprotocol itself (its choice wins)
@@ -501,6 +546,7 @@ async fn the_local_gateway_runs_the_authorizer_before_connect() {
     assert_eq!(refused("?token=nobody").await, 401);
     assert_eq!(refused("?token=mallory").await, 403);
     assert_eq!(refused("?token=boom").await, 500);
+    assert_eq!(refused("?token=later").await, 500);
     assert_eq!(local.memory.len(), 0);
 
     // Allowed: the identity reaches every message, and is stored as `user`.

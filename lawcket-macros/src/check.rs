@@ -41,32 +41,6 @@ pub(crate) fn arguments(cx: &mut Ctxt, args: &Args) {
     }
 }
 
-/// A handler parameter the attribute's arguments must allow: `Identity`
-/// exists only with an authorizer.
-pub(crate) fn parameters(cx: &mut Ctxt, args: &Args, function: &ItemFn) {
-    if args.authorizer.is_some() {
-        return;
-    }
-    for input in &function.sig.inputs {
-        let FnArg::Typed(param) = input else { continue };
-        let syn::Type::Path(ty) = &*param.ty else {
-            continue;
-        };
-        if ty
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Identity")
-        {
-            cx.error_spanned_by(
-                &param.ty,
-                "`Identity` is what the authorizer returned, and this handler has none: add \
-                 `authorizer = your_fn` to the attribute, or take `Option<lawcket::Identity>`",
-            );
-        }
-    }
-}
-
 fn dynamic_rules(cx: &mut Ctxt, dynamic: &Dynamic) {
     let chars = match &dynamic.chars {
         Some(lit) => CharSet::parse(&lit.value()).map_err(|e| cx.error_spanned_by(lit, e)),

@@ -30,7 +30,6 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = args::parse(&mut cx, args);
     check::arguments(&mut cx, &args);
     check::function(&mut cx, &function);
-    check::parameters(&mut cx, &args, &function);
     match cx.finish() {
         Some(errors) => {
             // A fn named `main` (already reported) is renamed so rustc says
@@ -155,6 +154,22 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
         }
         FnArg::Receiver(_) => unreachable!("rejected in check::function"),
     });
+    // A parameter only an authorizer provides (`Identity`, under any name)
+    // without `authorizer = ..`: a compile error on the user's type.
+    let needs_authorizer = function.sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(param) if args.authorizer.is_none() => {
+            let ty = &param.ty;
+            let private = private_at(ty.span());
+            Some(quote_spanned! {ty.span()=>
+                const _: () = ::core::assert!(
+                    !<#ty as #private::FromInvocation>::NEEDS_AUTHORIZER,
+                    "this parameter is what the authorizer returned, and the handler has none: \
+                     add `authorizer = your_fn` to the attribute, or take `Option<lawcket::Identity>`"
+                );
+            })
+        }
+        _ => None,
+    });
     // The output is checked on the user's return type, not on the attribute.
     let output_span = match &function.sig.output {
         ReturnType::Default => Span::call_site(),
@@ -168,6 +183,7 @@ fn main(args: &Args, function: &ItemFn) -> TokenStream {
 
     quote! {
         fn main() {
+            #(#needs_authorizer)*
             #private::main(
                 #private::Config::new(#table) #(#sync)* #(#index)* #ttl #manual_sync
                     #(#middleware)* #(#plugins)* #concurrency #subprotocols #authorizer #local_page,

@@ -30,6 +30,15 @@ pub struct AuthorizerRequest {
 }
 
 impl AuthorizerRequest {
+    /// A request as API Gateway would send it, e.g. to unit-test an
+    /// authorizer.
+    pub fn new(method_arn: impl Into<String>, request: ApiGatewayWebsocketProxyRequest) -> Self {
+        AuthorizerRequest {
+            method_arn: method_arn.into(),
+            request,
+        }
+    }
+
     /// A request header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.request.headers.get(name).and_then(|v| v.to_str().ok())
@@ -72,7 +81,7 @@ impl AuthorizerRequest {
 /// assert_eq!(identity.principal_id(), "user-42");
 /// assert_eq!(identity.get_str("name"), Some("Alice"));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
     principal_id: String,
     context: Map<String, Value>,
@@ -180,11 +189,14 @@ impl Identity {
 }
 
 impl FromInvocation for Identity {
-    /// The authorizer's identity; the pipeline refuses an event without one
+    const NEEDS_AUTHORIZER: bool = true;
+
+    /// The authorizer's identity: the pipeline refuses an event without one
     /// when the handler has an authorizer, and `#[lawcket::handler]` refuses
-    /// this parameter without `authorizer = ..`.
+    /// this parameter without `authorizer = ..`. (A plugin taking it behind
+    /// no authorizer gets an empty principal id: take `Option<Identity>`.)
     fn from_invocation(invocation: &Invocation) -> Self {
-        Identity::of(invocation.event.request()).unwrap_or_default()
+        Identity::of(invocation.event.request()).unwrap_or_else(|| Identity::new(""))
     }
 }
 
@@ -199,7 +211,7 @@ impl FromInvocation for Option<Identity> {
 pub(crate) enum Verdict {
     /// Connect, with this identity.
     Allow(Identity),
-    /// `Error::reject(403, ..)` (or any status but 401): a Deny policy; the
+    /// `Error::reject(403, ..)` (or any 4xx but 401): a Deny policy; the
     /// client gets 403.
     Deny(String),
     /// `Error::reject(401, ..)`: the client gets 401.
@@ -217,7 +229,9 @@ impl Verdict {
                     status: 401,
                     message,
                 } => Ok(Verdict::Unauthorized(message)),
-                Error::Rejected { message, .. } => Ok(Verdict::Deny(message)),
+                // A 5xx says the authorizer could not decide: a failure (500),
+                // not a verdict about the client.
+                Error::Rejected { status, message } if status < 500 => Ok(Verdict::Deny(message)),
                 other => Err(other),
             },
         }

@@ -50,6 +50,11 @@ impl Invocation {
     note = "handler parameters may be, in any order and any subset: `lawcket::Event`, `lawcket::Connection`, `Option<lawcket::Publish>`, `lawcket::Kind`, `lawcket::Registration`, `lawcket::Identity` (with an authorizer), `Option<lawcket::Identity>`"
 )]
 pub trait FromInvocation: Sized {
+    /// Whether only a handler with an authorizer can provide it
+    /// ([`Identity`](crate::Identity)); `#[lawcket::handler]` refuses such a
+    /// parameter without `authorizer = ..`, whatever the type is called.
+    const NEEDS_AUTHORIZER: bool = false;
+
     /// Takes the value out of the invocation.
     fn from_invocation(invocation: &Invocation) -> Self;
 }

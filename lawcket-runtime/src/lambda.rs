@@ -205,22 +205,26 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Intercept<'_, A> {
     ) -> Result<Option<K::Value>, A::Error> {
         use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
         loop {
-            match self.map.next_key::<Key<'de>>()? {
-                None => return Ok(None),
-                Some(Key::Borrowed("type")) => self.extra.kind = Some(self.map.next_value()?),
-                Some(Key::Borrowed("methodArn")) => {
-                    self.extra.method_arn = Some(self.map.next_value()?)
+            let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            let slot = match key.as_str() {
+                "type" => &mut self.extra.kind,
+                "methodArn" => &mut self.extra.method_arn,
+                _ => {
+                    return match key {
+                        Key::Borrowed(key) => seed.deserialize(BorrowedStrDeserializer::new(key)),
+                        // A key written with escapes.
+                        Key::Owned(key) => seed.deserialize(StringDeserializer::new(key)),
+                    }
+                    .map(Some);
                 }
-                Some(Key::Borrowed(key)) => {
-                    return seed
-                        .deserialize(BorrowedStrDeserializer::new(key))
-                        .map(Some)
-                }
-                // A key with escapes; never one of ours.
-                Some(Key::Owned(key)) => {
-                    return seed.deserialize(StringDeserializer::new(key)).map(Some)
-                }
+            };
+            if slot.is_some() {
+                let message = format!("duplicate field `{}`", key.as_str());
+                return Err(serde::de::Error::custom(message));
             }
+            *slot = Some(self.map.next_value()?);
         }
     }
 
@@ -237,6 +241,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Intercept<'_, A> {
 enum Key<'de> {
     Borrowed(&'de str),
     Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Key<'de> {

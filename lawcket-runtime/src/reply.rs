@@ -1,6 +1,7 @@
 //! What a handler answers: a reply for the client that sent the message
 //! (API Gateway's route response), and the `$connect` response's headers.
 
+use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -65,11 +66,27 @@ impl Reply {
         }
     }
 
-    /// Sets a header of the `$connect` response. A name or value HTTP does
-    /// not allow fails the `$connect` (500) with an error naming it.
+    /// Sets a header of the `$connect` response, replacing one of the same
+    /// name. A name or value HTTP does not allow refuses the connection (500)
+    /// with an error naming it, as a failing handler would.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        let name = name.into();
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
         self
+    }
+
+    /// The body as it goes to the client, if any.
+    pub fn body(&self) -> Option<&[u8]> {
+        match self.body.as_ref()? {
+            ReplyBody::Text(text) => Some(text.as_bytes()),
+            ReplyBody::Binary(bytes) => Some(bytes),
+        }
+    }
+
+    /// The headers set for the `$connect` response.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Picks the subprotocol of the `$connect` response
@@ -86,6 +103,24 @@ impl Reply {
         self.headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The headers as HTTP types, or the first one HTTP does not allow.
+    pub(crate) fn http_headers(&self) -> Result<HeaderMap, Error> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let parsed = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            );
+            let (Ok(name), Ok(value)) = parsed else {
+                return Err(Error::Config(format!(
+                    "the handler's `$connect` reply sets the header {name:?}: {value:?}, which HTTP does not allow"
+                )));
+            };
+            headers.insert(name, value);
+        }
+        Ok(headers)
     }
 }
 

@@ -145,14 +145,11 @@ impl Dynamic {
                 Origin::Header => "header",
                 // The server's own mistake, not the client's.
                 Origin::Authorizer => {
-                    return Err(Error::reject(
-                        500,
-                        format!(
-                            "sync field `{field}`: the authorizer returned no `{}` (in \
-                             `requestContext.authorizer`)",
-                            self.key
-                        ),
-                    ))
+                    return Err(Error::Config(format!(
+                        "sync field `{field}`: the authorizer returned no `{}` (in \
+                         `requestContext.authorizer`)",
+                        self.key
+                    )))
                 }
             };
             return Err(Error::reject(
@@ -243,8 +240,8 @@ impl SyncField {
         let field = &self.name;
         match (&self.source, value) {
             // What the authorizer vouched for is not the handler's to change.
-            (Source::Dynamic(dynamic), _) if dynamic.needs_authorizer() => Err(Error::reject(
-                400,
+            // The handler's mistake, not the client's.
+            (Source::Dynamic(dynamic), _) if dynamic.needs_authorizer() => Err(Error::Config(
                 format!("sync field `{field}` comes from the authorizer; it cannot be changed"),
             )),
             (Source::Dynamic(dynamic), SyncValue::Str(s)) => dynamic.check(field, s),
@@ -333,7 +330,7 @@ mod tests {
             source: Source::Dynamic(Dynamic::authorizer("principalId")),
         };
         let refused = field.check(&SyncValue::from("mallory")).unwrap_err();
-        assert_eq!(refused.status(), 400);
+        assert!(matches!(refused, Error::Config(_)), "{refused}");
         assert!(
             refused.to_string().contains("comes from the authorizer"),
             "{refused}"

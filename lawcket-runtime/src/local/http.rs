@@ -237,8 +237,8 @@ async fn authorized(
             return Err(StatusCode::UNAUTHORIZED);
         }
     }
-    let started = std::time::Instant::now();
     let slot = Arc::clone(&gateway.slots).acquire(Lane::Lifecycle).await;
+    let started = std::time::Instant::now();
     match authorize(gateway, slot, request).await {
         Some(Ok(Verdict::Allow(identity))) => {
             let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

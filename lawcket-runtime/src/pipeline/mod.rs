@@ -26,6 +26,7 @@ use crate::error::{chain, Error};
 use crate::event::Event;
 use crate::host::Host;
 use crate::invocation::{Handler, Invocation, Middleware};
+use crate::limits::MAX_MESSAGE_BYTES;
 use crate::publish::Publish;
 use crate::registration::{item, store, Registration};
 use crate::registry::Registry;
@@ -234,10 +235,16 @@ impl Pipeline {
     /// After middleware: the subprotocol (a client offering none of ours is
     /// refused before anything is stored), the store (which must succeed: a
     /// connection API Gateway accepts is always in the registry), then the
-    /// handler; if the handler fails the item is removed again.
+    /// handler; if the handler fails (or its reply's headers are invalid)
+    /// the item is marked refused.
     async fn connect(&self, event: Event, connection: Connection) -> Result<Reply, Error> {
-        let protocol =
-            subprotocol::choose(&self.subprotocols, &event.request().headers)?.map(str::to_owned);
+        // multiValueHeaders keeps every line of a repeated header.
+        let request = event.request();
+        let headers = match request.multi_value_headers.is_empty() {
+            true => &request.headers,
+            false => &request.multi_value_headers,
+        };
+        let protocol = subprotocol::choose(&self.subprotocols, headers)?.map(str::to_owned);
         if self.auto_sync {
             let item = item(&self.schema, &connection, &event)?;
             store(&self.registry, &item).await?;
@@ -246,6 +253,13 @@ impl Pipeline {
         let invocation = self.invocation(event, connection, None);
         let registration = invocation.registration.clone();
         let mut result = self.call(invocation).await;
+        if let Ok(reply) = &result {
+            // A header HTTP refuses fails the connection here, where it is
+            // undone like any failure, rather than after it is accepted.
+            if let Err(error) = reply.http_headers() {
+                result = Err(error);
+            }
+        }
         if result.is_ok() && registration.register_failed() {
             // The handler went on after `register()` failed: accepting would
             // leave a live connection untracked.
@@ -303,12 +317,21 @@ impl Pipeline {
         }
     }
 
-    /// After middleware: the handler, with a publisher for the sender's stage.
+    /// After middleware: the handler, with a publisher for the sender's
+    /// stage. A reply over API Gateway's message size fails, as a post would.
     async fn message(&self, event: Event, connection: Connection) -> Result<Reply, Error> {
         let publisher = self.publishers.for_connection(&connection)?;
         let publish = Publish::new(connection.id(), publisher);
-        self.call(self.invocation(event, connection, Some(publish)))
-            .await
+        let reply = self
+            .call(self.invocation(event, connection, Some(publish)))
+            .await?;
+        match reply.body().map(<[u8]>::len) {
+            Some(size) if size > MAX_MESSAGE_BYTES => Err(Error::TooLarge {
+                size,
+                limit: MAX_MESSAGE_BYTES,
+            }),
+            _ => Ok(reply),
+        }
     }
 
     async fn call(&self, invocation: Invocation) -> Result<Reply, Error> {

@@ -30,22 +30,13 @@ pub(super) fn reply(reply: Reply) -> ApiGatewayProxyResponse {
 }
 
 /// 200 accepting a `$connect`, with the reply's headers (the subprotocol);
-/// its body is dropped, as the client never sees one. A header HTTP does not
-/// allow refuses the connection (500) instead.
+/// its body is dropped, as the client never sees one. The headers were
+/// checked before the connection was accepted (`Pipeline::connect`).
 pub(super) fn accept(reply: Reply) -> ApiGatewayProxyResponse {
-    use aws_lambda_events::http::{HeaderName, HeaderValue};
     let mut response = ok();
-    for (name, value) in reply.headers {
-        let parsed = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        );
-        let (Ok(name), Ok(value)) = parsed else {
-            return refuse(Error::Config(format!(
-                "the handler's `$connect` reply sets the header {name:?}: {value:?}, which HTTP does not allow"
-            )));
-        };
-        response.headers.append(name, value);
+    match reply.http_headers() {
+        Ok(headers) => response.headers = headers,
+        Err(error) => return refuse(error),
     }
     response
 }

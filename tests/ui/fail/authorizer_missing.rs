@@ -1,10 +1,8 @@
-// What needs an authorizer, without one; subprotocols that are not tokens or
-// are listed twice, and an empty list.
+// A sync field from the authorizer, without one; subprotocols that are not
+// tokens or are listed twice.
 #[lawcket::handler(
     table = "connections",
     sync(user = authorizer("principalId")),
     subprotocols = ["graphql ws", "mqtt", "mqtt"],
 )]
-async fn handler(identity: lawcket::Identity) {
-    let _ = identity;
-}
+async fn handler() {}
