@@ -600,3 +600,79 @@ async fn identity_sources_are_required_before_the_authorizer_runs() {
     local.connect("?token=bob").await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// The identity routes a message to every connection of one user through
+/// DynamoDB (moto) and its `user-index`: events read as the Lambda entry
+/// reads them, posts recorded by a `@connections` endpoint here.
+#[tokio::test]
+async fn publishing_to_a_user_reaches_each_of_their_connections_through_dynamodb() {
+    use lawcket_runtime::test_util::Dynamo;
+    let moto = moto::start();
+    let dynamo = moto.client().await;
+    let table = moto::unique_table("users");
+    moto::create_indexed_table(&dynamo, &table, &[("user", "user-index")]).await;
+    let connections = Connections::start().await;
+    let registry = Dynamo::new(dynamo.clone(), table.as_str()).with_index("user", "user-index");
+    let config = Config::new(table.as_str())
+        .authorizer(check)
+        .sync_dynamic("user", Dynamic::authorizer("principalId"))
+        .index("user", "user-index");
+    let handler = |identity: Identity, publish: Option<Publish>| async move {
+        if let Some(publish) = publish {
+            let user = identity.principal_id().to_owned();
+            let report = publish
+                .matching("user", user.as_str())
+                .send(&json!({ "for": user }))
+                .await?;
+            return Ok::<_, Error>(Some(Reply::text(format!("reached:{}", report.delivered))));
+        }
+        Ok(None)
+    };
+    let handler = move |invocation: Invocation| {
+        use lawcket_runtime::FromInvocation;
+        handler(
+            Identity::from_invocation(&invocation),
+            Option::<Publish>::from_invocation(&invocation),
+        )
+    };
+    let pipeline = Pipeline::new(
+        config,
+        Registry::Dynamo(Arc::new(registry)),
+        moto.sdk_config().await,
+        Some(connections.url.clone()),
+        handler,
+    );
+    let run = |event: Value| {
+        let pipeline = &pipeline;
+        async move {
+            let bytes = serde_json::to_vec(&event).unwrap();
+            match run_lambda_payload(pipeline, &bytes).await {
+                Ok(LambdaOutput::Response(response)) => response,
+                other => panic!("expected a response, got {other:?}"),
+            }
+        }
+    };
+    for (id, user) in [
+        ("alice-laptop=", "alice"),
+        ("alice-phone=", "alice"),
+        ("bob=", "bob"),
+    ] {
+        let mut connect = with_identity(fixture("connect.json"), user);
+        connect["requestContext"]["connectionId"] = json!(id);
+        assert_eq!(run(connect).await.status_code, 200);
+    }
+    let mut message = with_identity(fixture("message-json.json"), "alice");
+    message["requestContext"]["connectionId"] = json!("alice-laptop=");
+    let response = run(message).await;
+    assert_eq!(
+        response.body,
+        Some(aws_lambda_events::encodings::Body::Text("reached:2".into()))
+    );
+    let mut reached: Vec<String> = connections
+        .posts()
+        .into_iter()
+        .map(|post| post.connection_id)
+        .collect();
+    reached.sort();
+    assert_eq!(reached, vec!["alice-laptop=", "alice-phone="]);
+}
