@@ -29,38 +29,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 #[tokio::test]
 async fn chat_page_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = chromium();
     let port = support::free_port();
     let chat = Chat::start(port, &[]);
-
     let screenshot = root.join("target/chat-browser-test.png");
-    let output = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .arg(root.join("tests/browser/chat.mjs"))
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .arg(&screenshot)
-            .env("CHROMIUM", &chromium)
-            .kill_on_drop(true)
-            .output(),
+    let url = format!("http://127.0.0.1:{port}/");
+    let stdout = run_script(
+        "chat.mjs",
+        &[url.as_ref(), screenshot.as_os_str()],
+        300,
+        &chat,
     )
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "the browser script ran over 5 minutes\n--- gateway log ---\n{}",
-            chat.log()
-        )
-    })
-    .expect("node is needed for the browser test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    .await;
     eprintln!("{stdout}"); // shown with `-- --nocapture`: the steps and their times
-    assert!(
-        output.status.success() && stdout.lines().any(|line| line == "browser chat: ok"),
-        "browser test failed ({}):\n{stdout}\n{}\n--- gateway log ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        chat.log()
-    );
 }
 
 /// Subprotocols as Chromium negotiates them with the graphql_ws example:
@@ -70,36 +50,52 @@ async fn chat_page_in_chromium() {
 /// (tests/browser/subprotocols.mjs).
 #[tokio::test]
 async fn subprotocols_in_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = chromium();
     let port = support::free_port();
     let server = Chat::start_example("graphql_ws", port, &[]);
+    let url = format!("http://127.0.0.1:{port}/");
+    run_script("subprotocols.mjs", &[url.as_ref()], 120, &server).await;
+}
+
+/// Runs tests/browser/`script` with `args` in node, within `limit_secs`; it
+/// must succeed and print the line `<name>: ok` (`browser chat: ok` for
+/// chat.mjs). Answers its stdout.
+async fn run_script(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    limit_secs: u64,
+    server: &Chat,
+) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = tokio::time::timeout(
-        Duration::from_secs(120),
+        Duration::from_secs(limit_secs),
         tokio::process::Command::new("node")
-            .arg(root.join("tests/browser/subprotocols.mjs"))
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .env("CHROMIUM", &chromium)
+            .arg(root.join("tests/browser").join(script))
+            .args(args)
+            .env("CHROMIUM", chromium())
             .kill_on_drop(true)
             .output(),
     )
     .await
     .unwrap_or_else(|_| {
         panic!(
-            "the browser script ran over 2 minutes
-{}",
+            "{script} ran over {limit_secs} s\n--- gateway log ---\n{}",
             server.log()
         )
     })
     .expect("node is needed for the browser test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let ok = match script {
+        "chat.mjs" => "browser chat: ok".to_owned(),
+        other => format!("{}: ok", other.trim_end_matches(".mjs")),
+    };
     assert!(
-        output.status.success() && stdout.lines().any(|line| line == "subprotocols: ok"),
-        "browser test failed ({}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        output.status.success() && stdout.lines().any(|line| line == ok),
+        "{script} failed ({}):\n{stdout}\n{}\n--- gateway log ---\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr),
         server.log()
     );
+    stdout
 }
 
 /// The chat example restarts (a crash, a redeploy) while two chat pages stay
