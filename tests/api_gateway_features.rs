@@ -245,16 +245,20 @@ async fn authorize(pipeline: &Pipeline, token: &str) -> Result<Value, String> {
     }
 }
 
-#[tokio::test]
-async fn the_authorizers_answers_follow_api_gateways_contract() {
-    let memory = Arc::new(Memory::new());
-    let pipeline = Pipeline::new(
-        Config::new("t").authorizer(check),
-        Registry::Memory(memory),
+/// A pipeline for `config` on a memory registry, whose handler does nothing.
+async fn in_memory(config: Config) -> Pipeline {
+    Pipeline::new(
+        config,
+        Registry::Memory(Arc::new(Memory::new())),
         offline_sdk_config().await,
         None,
         |_: Invocation| async {},
-    );
+    )
+}
+
+#[tokio::test]
+async fn the_authorizers_answers_follow_api_gateways_contract() {
+    let pipeline = in_memory(Config::new("t").authorizer(check)).await;
     let allowed = authorize(&pipeline, "bob").await.unwrap();
     assert_eq!(allowed["principalId"], "bob");
     assert_eq!(allowed["context"], json!({ "name": "bob", "level": 2 }));
@@ -279,27 +283,16 @@ async fn the_authorizers_answers_follow_api_gateways_contract() {
     assert!(failed.contains("503"), "{failed}");
 
     // A context API Gateway would refuse fails the authorization.
-    let nested = Pipeline::new(
-        Config::new("t").authorizer(|_: AuthorizerRequest| async {
-            Ok::<_, Error>(Identity::new("x").with("roles", json!(["admin"])))
-        }),
-        Registry::Memory(Arc::new(Memory::new())),
-        offline_sdk_config().await,
-        None,
-        |_: Invocation| async {},
-    );
+    let nested = in_memory(Config::new("t").authorizer(|_: AuthorizerRequest| async {
+        Ok::<_, Error>(Identity::new("x").with("roles", json!(["admin"])))
+    }))
+    .await;
     let failed = authorize(&nested, "x").await.unwrap_err();
     assert!(failed.contains("`roles`"), "{failed}");
 
     // An authorizer invocation for a handler without an authorizer fails
     // with a message that says so.
-    let without = Pipeline::new(
-        Config::new("t"),
-        Registry::Memory(Arc::new(Memory::new())),
-        offline_sdk_config().await,
-        None,
-        |_: Invocation| async {},
-    );
+    let without = in_memory(Config::new("t")).await;
     let failed = authorize(&without, "bob").await.unwrap_err();
     assert!(failed.contains("no `authorizer = ..`"), "{failed}");
 }

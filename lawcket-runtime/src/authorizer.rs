@@ -129,6 +129,12 @@ impl Identity {
         &self.context
     }
 
+    /// Whether API Gateway passed an identity with the event.
+    pub(crate) fn is_in(request: &ApiGatewayWebsocketProxyRequest) -> bool {
+        let fields = &request.request_context.authorizer.fields;
+        fields.get("principalId").is_some_and(Value::is_string)
+    }
+
     /// The identity API Gateway passed with an event, if any.
     pub(crate) fn of(request: &ApiGatewayWebsocketProxyRequest) -> Option<Identity> {
         let fields = &request.request_context.authorizer.fields;

@@ -95,7 +95,7 @@ impl Output {
 }
 
 /// The error API Gateway reads as "401 Unauthorized" from an authorizer.
-pub(crate) fn unauthorized() -> Diagnostic {
+fn unauthorized() -> Diagnostic {
     Diagnostic {
         error_type: "Unauthorized".into(),
         error_message: "Unauthorized".into(),

@@ -17,6 +17,7 @@ mod tests;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::http::HeaderMap;
 use tracing::Instrument;
 
 use crate::authorizer::{Authorizer, AuthorizerRequest, Identity, Verdict};
@@ -218,7 +219,7 @@ impl Pipeline {
         request: ApiGatewayWebsocketProxyRequest,
         connection: &Connection,
     ) -> Result<Event, Error> {
-        if self.authorizer.is_some() && Identity::of(&request).is_none() {
+        if self.authorizer.is_some() && !Identity::is_in(&request) {
             // API Gateway adds it to every event of a connection its
             // authorizer allowed: the $connect route does not use it.
             // The deployment's mistake, not the client's: 500.
@@ -237,7 +238,9 @@ impl Pipeline {
     /// connection API Gateway accepts is always in the registry), then the
     /// handler; if the handler fails (or its reply's headers are invalid)
     /// the item is marked refused.
-    async fn connect(&self, event: Event, connection: Connection) -> Result<Reply, Error> {
+    /// Answers the headers of the accepted handshake (a reply's body is
+    /// dropped: the client never sees one).
+    async fn connect(&self, event: Event, connection: Connection) -> Result<HeaderMap, Error> {
         // multiValueHeaders keeps every line of a repeated header.
         let request = event.request();
         let headers = match request.multi_value_headers.is_empty() {
@@ -252,14 +255,15 @@ impl Pipeline {
         let id = connection.id().to_owned();
         let invocation = self.invocation(event, connection, None);
         let registration = invocation.registration.clone();
-        let mut result = self.call(invocation).await;
-        if let Ok(reply) = &result {
-            // A header HTTP refuses fails the connection here, where it is
-            // undone like any failure, rather than after it is accepted.
-            if let Err(error) = reply.http_headers() {
-                result = Err(error);
-            }
-        }
+        // The handler's own choice of subprotocol wins. A header HTTP refuses
+        // fails the connection here, where it is undone like any failure.
+        let mut result = self.call(invocation).await.and_then(|reply| {
+            let reply = match protocol {
+                Some(protocol) if !reply.sets(SEC_WEBSOCKET_PROTOCOL) => reply.protocol(protocol),
+                _ => reply,
+            };
+            reply.http_headers()
+        });
         if result.is_ok() && registration.register_failed() {
             // The handler went on after `register()` failed: accepting would
             // leave a live connection untracked.
@@ -279,11 +283,7 @@ impl Pipeline {
             }
             tracing::debug!(error = %chain(error), "handler refused the connection");
         }
-        // The handler's own choice of subprotocol wins.
-        result.map(|reply| match protocol {
-            Some(protocol) if !reply.sets(SEC_WEBSOCKET_PROTOCOL) => reply.protocol(protocol),
-            _ => reply,
-        })
+        result
     }
 
     /// The release runs alongside middleware and handler, and happens whatever

@@ -2,6 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::HeaderMap;
 
 use crate::error::{chain, Error};
 use crate::reply::{Reply, ReplyBody};
@@ -29,15 +30,11 @@ pub(super) fn reply(reply: Reply) -> ApiGatewayProxyResponse {
     response
 }
 
-/// 200 accepting a `$connect`, with the reply's headers (the subprotocol);
-/// its body is dropped, as the client never sees one. The headers were
-/// checked before the connection was accepted (`Pipeline::connect`).
-pub(super) fn accept(reply: Reply) -> ApiGatewayProxyResponse {
+/// 200 accepting a `$connect`, with the headers of the handler's reply (the
+/// subprotocol).
+pub(super) fn accept(headers: HeaderMap) -> ApiGatewayProxyResponse {
     let mut response = ok();
-    match reply.http_headers() {
-        Ok(headers) => response.headers = headers,
-        Err(error) => return refuse(error),
-    }
+    response.headers = headers;
     response
 }
 
