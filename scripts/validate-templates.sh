@@ -6,7 +6,12 @@
 #     by cfn-lint) and checked for the routes, the route response on $default, the
 #     REQUEST authorizer on $connect (query-string token, same function, invoke
 #     permission), the connections table (connectionId hash key, channel-index,
-#     user-index, TTL) and the IAM permissions the runtime needs.
+#     user-index, TTL), the IAM permissions the runtime needs, and the fan-out
+#     (`fanout` feature): FanoutQueue with its redrive policy to FanoutDeadLetterQueue,
+#     a visibility timeout of at least 6 x the function's timeout, the event source
+#     mapping to the same function (ReportBatchItemFailures, MaximumConcurrency =
+#     the worker count), the LAWCKET_FANOUT_* variables, the SQS permissions and a
+#     build command with `--features fanout`.
 # Exits non-zero with a message on the first failure.
 set -euo pipefail
 
@@ -129,10 +134,25 @@ def as_list(x):
     return x if isinstance(x, list) else [x]
 
 
+# ConditionCheckItem: the fan-out's TransactWriteItems is authorized per item
+# (PutItem / UpdateItem / ConditionCheckItem); there is no TransactWriteItems action.
 DYNAMO_ACTIONS = {
     "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:GetItem",
-    "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
+    "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
 }
+# Fan-out on FanoutQueue: the dispatcher's SendMessageBatch is authorized by
+# sqs:SendMessage; the event source mapping polls with the function's role.
+SQS_ACTIONS = {
+    "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+}
+FANOUT_ENV = ("LAWCKET_FANOUT_QUEUE", "LAWCKET_FANOUT_RATE", "LAWCKET_FANOUT_WORKERS")
+# SQS's maximum retention (14 days), on the queue and its DLQ.
+MAX_RETENTION = 1209600
+# AWS's advice for a Lambda source queue: visibility timeout >= 6 x function timeout,
+# and a maxReceiveCount of at least 5.
+VISIBILITY_FACTOR = 6
+MIN_RECEIVE_COUNT = 5
 ROUTES = {"$connect", "$disconnect", "$default"}
 
 
@@ -175,7 +195,8 @@ def check_iam(label, statements, table_ref, api_ref):
     allowed = [s for s in statements if s.get("Effect") == "Allow"]
     dyn = [s for s in allowed if DYNAMO_ACTIONS & set(as_list(s.get("Action", [])))]
     acts = set().union(*(set(as_list(s["Action"])) for s in dyn)) if dyn else set()
-    check(DYNAMO_ACTIONS <= acts, f"{label}: IAM allows {', '.join(sorted(a.split(':')[1] for a in DYNAMO_ACTIONS))}")
+    check(DYNAMO_ACTIONS <= acts, f"{label}: IAM allows {', '.join(sorted(a.split(':')[1] for a in DYNAMO_ACTIONS))}"
+                                  f" (missing: {', '.join(sorted(DYNAMO_ACTIONS - acts)) or 'none'})")
     res = [s for st in dyn for s in strings(st.get("Resource"))]
     check(table_ref in res or any(table_ref in r for r in res), f"{label}: DynamoDB actions on the table")
     check(any(r.endswith("/index/*") for r in res), f"{label}: DynamoDB actions on the table's indexes (/index/*)")
@@ -187,6 +208,77 @@ def check_iam(label, statements, table_ref, api_ref):
               f"{label}: ManageConnections on {method}/@connections/*")
     check(api_ref in mc_res or any(api_ref in r for r in mc_res),
           f"{label}: ManageConnections scoped to this API ({api_ref})")
+    wild = sorted({a for st in allowed for a in as_list(st.get("Action", []))
+                   if isinstance(a, str) and (a == "*" or a.endswith(":*"))})
+    check(not wild, f"{label}: no wildcard IAM actions ({wild or 'none'})")
+
+
+def getatt(x):
+    """(logical id, attribute) of a GetAtt in short form ({"GetAtt": "Id.Attr"}) or
+    long form ({"Fn::GetAtt": [Id, Attr]}), else None."""
+    if not isinstance(x, dict):
+        return None
+    v = x.get("GetAtt", x.get("Fn::GetAtt"))
+    if isinstance(v, str) and "." in v:
+        return tuple(v.split(".", 1))
+    if isinstance(v, list) and len(v) == 2:
+        return tuple(v)
+    return None
+
+
+def check_sqs_iam(label, statements):
+    """Each fan-out SQS action is allowed on FanoutQueue's ARN."""
+    allowed = [s for s in statements if s.get("Effect") == "Allow"]
+    on_queue = set()
+    for st in allowed:
+        if any(getatt(r) == ("FanoutQueue", "Arn") for r in as_list(st.get("Resource", []))):
+            on_queue |= set(as_list(st.get("Action", [])))
+    missing = sorted(SQS_ACTIONS - on_queue)
+    check(not missing, f"{label}: IAM allows {', '.join(sorted(SQS_ACTIONS))} on FanoutQueue's ARN "
+                       f"(missing: {', '.join(missing) or 'none'})")
+
+
+def check_fanout_queues(label, resources, fn_timeout):
+    """FanoutQueue: redrive to FanoutDeadLetterQueue, visibility >= 6 x the function's
+    timeout, 14-day retention; FanoutDeadLetterQueue: 14-day retention."""
+    q = resources.get("FanoutQueue") or {}
+    dlq = resources.get("FanoutDeadLetterQueue") or {}
+    check(q.get("Type") == "AWS::SQS::Queue", f"{label}: FanoutQueue is an AWS::SQS::Queue")
+    check(dlq.get("Type") == "AWS::SQS::Queue", f"{label}: FanoutDeadLetterQueue is an AWS::SQS::Queue")
+    qp, dp = q.get("Properties") or {}, dlq.get("Properties") or {}
+    check("FifoQueue" not in qp, f"{label}: FanoutQueue is a standard queue (no FifoQueue)")
+    rp = qp.get("RedrivePolicy")
+    rp = rp if isinstance(rp, dict) else {}
+    check(getatt(rp.get("deadLetterTargetArn")) == ("FanoutDeadLetterQueue", "Arn"),
+          f"{label}: FanoutQueue RedrivePolicy deadLetterTargetArn is FanoutDeadLetterQueue's Arn")
+    mrc = rp.get("maxReceiveCount")
+    check(isinstance(mrc, int) and mrc >= MIN_RECEIVE_COUNT,
+          f"{label}: FanoutQueue RedrivePolicy maxReceiveCount >= {MIN_RECEIVE_COUNT} (found {mrc})")
+    vt = qp.get("VisibilityTimeout")
+    need = VISIBILITY_FACTOR * fn_timeout if isinstance(fn_timeout, int) else None
+    check(need is not None and isinstance(vt, int) and vt >= need,
+          f"{label}: FanoutQueue VisibilityTimeout >= {VISIBILITY_FACTOR} x function timeout "
+          f"{fn_timeout} = {need} (found {vt})")
+    check(qp.get("MessageRetentionPeriod") == MAX_RETENTION,
+          f"{label}: FanoutQueue MessageRetentionPeriod {MAX_RETENTION} (found {qp.get('MessageRetentionPeriod')})")
+    check(dp.get("MessageRetentionPeriod") == MAX_RETENTION,
+          f"{label}: FanoutDeadLetterQueue MessageRetentionPeriod {MAX_RETENTION} "
+          f"(found {dp.get('MessageRetentionPeriod')})")
+
+
+def check_fanout_outputs(label, outputs):
+    names = {"FanoutQueueUrl", "FanoutDeadLetterQueueUrl"}
+    check(names <= set(outputs), f"{label}: outputs {', '.join(sorted(names))} "
+                                 f"(missing: {', '.join(sorted(names - set(outputs))) or 'none'})")
+
+
+def check_build_feature(label, path):
+    """Every `cargo lambda build` the file documents builds lawcket's fanout feature."""
+    with open(path) as f:
+        builds = [l.strip() for l in f if "cargo lambda build" in l]
+    check(bool(builds) and all("--features fanout" in l for l in builds),
+          f"{label}: every `cargo lambda build` command has --features fanout "
+          f"({[l for l in builds if '--features fanout' not in l] or 'all do'})")
 
 
 def ref(x):
@@ -264,6 +356,76 @@ def check_serverless_auth_and_responses(functions):
     check(not others, f"{label}: no authorizer on routes other than $connect ({others or 'none'})")
 
 
+def check_sam_fanout(t, res, fn_id, fp):
+    """Parameters, event source mapping and environment of the fan-out (template.yaml)."""
+    label = "template.yaml"
+    params = t.get("Parameters", {})
+    w, r = params.get("FanoutWorkers") or {}, params.get("FanoutRate") or {}
+    check(w.get("Type") == "Number" and w.get("Default") == 10 and w.get("MinValue") == 2
+          and w.get("MaxValue") == 1000,
+          f"{label}: parameter FanoutWorkers Number, default 10, 2..1000 (MaximumConcurrency's range)")
+    check(r.get("Type") == "Number" and r.get("Default") == 9000 and r.get("MinValue") == 1
+          and r.get("MaxValue") == 100000 and "10,000" in str(r.get("Description", "")),
+          f"{label}: parameter FanoutRate Number, default 9000, 1..100000, description cites the 10,000/s throttle")
+    esms = [(k, v.get("Properties") or {}) for k, v in res.items()
+            if v.get("Type") == "AWS::Lambda::EventSourceMapping"]
+    sqs = [(k, p) for k, p in esms if getatt(p.get("EventSourceArn")) == ("FanoutQueue", "Arn")]
+    check(len(sqs) == 1, f"{label}: one AWS::Lambda::EventSourceMapping from FanoutQueue's Arn (found {len(sqs)})")
+    _, esm = sqs[0] if sqs else (None, {})
+    check(ref(esm.get("FunctionName")) == fn_id and fn_id is not None,
+          f"{label}: the fan-out event source mapping invokes {fn_id} (the function serving the routes)")
+    check(esm.get("BatchSize") == 10, f"{label}: fan-out event source mapping BatchSize 10 (found {esm.get('BatchSize')})")
+    check(esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+          f"{label}: fan-out event source mapping FunctionResponseTypes [ReportBatchItemFailures]")
+    check(ref((esm.get("ScalingConfig") or {}).get("MaximumConcurrency")) == "FanoutWorkers",
+          f"{label}: fan-out event source mapping ScalingConfig.MaximumConcurrency is !Ref FanoutWorkers")
+    env = (fp.get("Environment") or {}).get("Variables") or {}
+    missing = [v for v in FANOUT_ENV if v not in env]
+    check(not missing, f"{label}: environment {', '.join(FANOUT_ENV)} (missing: {', '.join(missing) or 'none'})")
+    check(ref(env.get("LAWCKET_FANOUT_QUEUE")) == "FanoutQueue",
+          f"{label}: LAWCKET_FANOUT_QUEUE is !Ref FanoutQueue (the queue URL)")
+    check(ref(env.get("LAWCKET_FANOUT_RATE")) == "FanoutRate",
+          f"{label}: LAWCKET_FANOUT_RATE is !Ref FanoutRate")
+    check(ref(env.get("LAWCKET_FANOUT_WORKERS")) == "FanoutWorkers",
+          f"{label}: LAWCKET_FANOUT_WORKERS is !Ref FanoutWorkers, the same as MaximumConcurrency")
+
+
+def check_serverless_fanout(s):
+    """sqs event, custom worker count / rate and environment of the fan-out (serverless.yml)."""
+    label = "serverless.yml"
+    custom = s.get("custom", {}) or {}
+    workers, rate = custom.get("fanoutWorkers"), custom.get("fanoutRate")
+    check(isinstance(workers, int) and 2 <= workers <= 1000,
+          f"{label}: custom.fanoutWorkers an integer in 2..1000 (MaximumConcurrency's range; found {workers!r})")
+    check(isinstance(rate, int) and 1 <= rate <= 100000,
+          f"{label}: custom.fanoutRate an integer in 1..100000 (found {rate!r})")
+    workers_var, rate_var = "${self:custom.fanoutWorkers}", "${self:custom.fanoutRate}"
+    functions = s.get("functions", {}) or {}
+    ws_fns = {n for n, f in functions.items() for e in f.get("events", []) if isinstance(e, dict) and "websocket" in e}
+    sqs = [(n, e["sqs"]) for n, f in functions.items() for e in f.get("events", [])
+           if isinstance(e, dict) and isinstance(e.get("sqs"), dict)
+           and getatt(e["sqs"].get("arn")) == ("FanoutQueue", "Arn")]
+    check(len(sqs) == 1, f"{label}: one sqs event on FanoutQueue's Arn (found {len(sqs)})")
+    fname, ev = sqs[0] if sqs else (None, {})
+    check(fname is not None and fname in ws_fns,
+          f"{label}: the sqs event is on the function serving the websocket routes ({sorted(ws_fns)}, found {fname})")
+    check(ev.get("batchSize") == 10, f"{label}: sqs event batchSize 10 (found {ev.get('batchSize')})")
+    check(ev.get("functionResponseType") == "ReportBatchItemFailures",
+          f"{label}: sqs event functionResponseType ReportBatchItemFailures")
+    check(ev.get("maximumConcurrency") == workers_var,
+          f"{label}: sqs event maximumConcurrency is {workers_var} (found {ev.get('maximumConcurrency')!r})")
+    env = dict(s.get("provider", {}).get("environment", {}) or {})
+    env.update((functions.get(fname) or {}).get("environment", {}) or {})
+    missing = [v for v in FANOUT_ENV if v not in env]
+    check(not missing, f"{label}: environment {', '.join(FANOUT_ENV)} (missing: {', '.join(missing) or 'none'})")
+    check(ref(env.get("LAWCKET_FANOUT_QUEUE")) == "FanoutQueue",
+          f"{label}: LAWCKET_FANOUT_QUEUE is Ref FanoutQueue (the queue URL)")
+    check(env.get("LAWCKET_FANOUT_RATE") == rate_var, f"{label}: LAWCKET_FANOUT_RATE is {rate_var}")
+    check(env.get("LAWCKET_FANOUT_WORKERS") == workers_var,
+          f"{label}: LAWCKET_FANOUT_WORKERS is {workers_var}, the same as maximumConcurrency")
+    return fname
+
+
 def main():
     # ---- SAM template (cfn-lint already validated it; these are lawcket's needs) ---
     t = load(template_path, CfnLoader)
@@ -294,6 +456,13 @@ def main():
     check_iam("template.yaml", stmts, "ConnectionsTable", "${Api}")
     check({"WebSocketUrl", "ConnectionsTableName"} <= set(t.get("Outputs", {})),
           "template.yaml: outputs WebSocketUrl, ConnectionsTableName")
+    # Fan-out. The function's timeout: its own, else Globals, else Lambda's default 3 s.
+    fn_timeout = fp.get("Timeout", t.get("Globals", {}).get("Function", {}).get("Timeout", 3))
+    check_fanout_queues("template.yaml", res, fn_timeout)
+    check_sam_fanout(t, res, fn_id, fp)
+    check_sqs_iam("template.yaml", stmts)
+    check_fanout_outputs("template.yaml", t.get("Outputs", {}))
+    check_build_feature("template.yaml", template_path)
 
     # ---- Serverless Framework ------------------------------------------------------
     s = load(serverless_path, yaml.SafeLoader)
@@ -313,6 +482,13 @@ def main():
     check_table("serverless.yml", s.get("resources", {}).get("Resources", {}).get("ConnectionsTable"))
     check_iam("serverless.yml", prov.get("iam", {}).get("role", {}).get("statements", []),
               "ConnectionsTable", "WebsocketsApi")
+    # Fan-out. The function's timeout: its own, else provider's, else Serverless's default 6 s.
+    fname = check_serverless_fanout(s)
+    fn_timeout = (s.get("functions", {}).get(fname) or {}).get("timeout", prov.get("timeout", 6))
+    check_fanout_queues("serverless.yml", s.get("resources", {}).get("Resources", {}), fn_timeout)
+    check_sqs_iam("serverless.yml", prov.get("iam", {}).get("role", {}).get("statements", []))
+    check_fanout_outputs("serverless.yml", s.get("resources", {}).get("Outputs", {}))
+    check_build_feature("serverless.yml", serverless_path)
 
 try:
     main()

@@ -57,6 +57,20 @@ pub enum Error {
     #[error("could not serialise the message to JSON")]
     Serialize(#[source] serde_json::Error),
 
+    /// A call to the fan-out's SQS queue failed (feature `fanout`).
+    #[error("{operation} on the fan-out queue {queue} failed: {message}")]
+    Queue {
+        /// The queue URL (`LAWCKET_FANOUT_QUEUE`).
+        queue: String,
+        /// The SQS operation (SendMessageBatch, ...).
+        operation: &'static str,
+        /// What went wrong, with a hint where one helps.
+        message: String,
+        /// The SDK's error, when the call itself failed.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// A DynamoDB call on the connections table failed.
     ///
     /// `source` is the SDK's error, converted to `aws_sdk_dynamodb::Error`, so
@@ -170,6 +184,7 @@ impl Error {
             Error::Body { .. } => "Body",
             Error::Serialize(_) => "Serialize",
             Error::Registry { .. } => "Registry",
+            Error::Queue { .. } => "Queue",
             Error::Gone { .. } => "Gone",
             Error::Released { .. } => "Released",
             Error::Post { .. } => "Post",

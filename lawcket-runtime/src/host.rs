@@ -99,6 +99,18 @@ fn bounds(operation: Duration, attempt: Option<Duration>) -> TimeoutConfig {
 }
 
 impl Host {
+    /// The fan-out of this host, with the settings the environment sets.
+    #[cfg(feature = "fanout")]
+    pub(crate) fn fanout(&self) -> Result<crate::fanout::Fanout, Error> {
+        let settings = crate::fanout::Settings::from_env()?;
+        Ok(crate::fanout::Fanout::new(
+            &self.sdk,
+            &self.timeouts.dynamodb,
+            &self.timeouts.post,
+            settings,
+        ))
+    }
+
     /// Loads the SDK settings and builds the registry on them, with the
     /// timeouts the environment sets.
     pub(crate) async fn build(store: Store<'_>, sdk: Sdk) -> Result<Host, Error> {

@@ -40,7 +40,11 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
         let pipeline = Arc::clone(&pipeline);
         async move {
             let request_id = event.context.request_id;
-            match run_payload(&pipeline, event.payload).await {
+            // Epoch ms, as a point on tokio's clock.
+            let left = (event.context.deadline as i64).saturating_sub(crate::clock::now_ms());
+            let deadline =
+                tokio::time::Instant::now() + std::time::Duration::from_millis(left.max(0) as u64);
+            match run_payload(&pipeline, event.payload, Some(deadline)).await {
                 Ok(Output::Unauthorized) => Err(unauthorized()),
                 Ok(output) => Ok(output),
                 Err(error) => {
@@ -60,7 +64,7 @@ pub(crate) async fn serve(pipeline: Arc<Pipeline>) -> Result<(), Error> {
 pub(crate) async fn run_bytes(pipeline: &Pipeline, bytes: &[u8]) -> Result<Output, Error> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
     match Payload::deserialize(&mut json) {
-        Ok(payload) => run_payload(pipeline, payload).await,
+        Ok(payload) => run_payload(pipeline, payload, None).await,
         Err(never) => Err(Error::MalformedEvent(never.to_string())),
     }
 }
@@ -76,6 +80,9 @@ pub enum Output {
     Response(ApiGatewayProxyResponse),
     /// A REQUEST authorizer's policy (Allow or Deny) and context.
     Policy(serde_json::Value),
+    /// The batch item failures of an SQS invocation (feature `fanout`).
+    #[cfg(feature = "fanout")]
+    Batches(serde_json::Value),
     /// A REQUEST authorizer's 401: the invocation fails with the error
     /// message `Unauthorized`, which API Gateway answers with 401 ("Output
     /// from an API Gateway Lambda authorizer").
@@ -89,7 +96,7 @@ impl Output {
     pub fn status_code(&self) -> Option<i64> {
         match self {
             Output::Response(response) => Some(response.status_code),
-            Output::Policy(_) | Output::Unauthorized => None,
+            _ => None,
         }
     }
 }
@@ -102,8 +109,14 @@ fn unauthorized() -> Diagnostic {
     }
 }
 
-/// Serves one invocation's payload.
-async fn run_payload(pipeline: &Pipeline, payload: Payload) -> Result<Output, Error> {
+/// Serves one invocation's payload; `deadline` is when Lambda stops it.
+async fn run_payload(
+    pipeline: &Pipeline,
+    payload: Payload,
+    #[cfg_attr(not(feature = "fanout"), allow(unused_variables))] deadline: Option<
+        tokio::time::Instant,
+    >,
+) -> Result<Output, Error> {
     let incoming = payload.0.map_err(|reason| {
         Error::MalformedEvent(format!("not an API Gateway WebSocket event: {reason}"))
     })?;
@@ -116,6 +129,8 @@ async fn run_payload(pipeline: &Pipeline, payload: Payload) -> Result<Output, Er
                 .policy(&method_arn)
                 .map_or(Output::Unauthorized, Output::Policy))
         }
+        #[cfg(feature = "fanout")]
+        Incoming::Records(records) => Ok(Output::Batches(pipeline.work(records, deadline).await)),
     }
 }
 
@@ -126,6 +141,9 @@ pub(crate) enum Incoming {
     /// A REQUEST authorizer invocation: `"type": "REQUEST"` and a
     /// `methodArn`, beside the fields of a `$connect` event.
     Authorize(AuthorizerRequest),
+    /// SQS records: fan-out batches for this binary's worker.
+    #[cfg(feature = "fanout")]
+    Records(Vec<crate::fanout::Record>),
 }
 
 /// What Lambda delivered: an API Gateway WebSocket event or authorizer
@@ -158,7 +176,14 @@ impl<'de> Deserialize<'de> for Payload {
                     map,
                     extra: &mut extra,
                 });
-                let request = ApiGatewayWebsocketProxyRequest::deserialize(map)?;
+                let request = ApiGatewayWebsocketProxyRequest::deserialize(map);
+                // An SQS event is `Records` alone: no event fields, so the
+                // event's own deserializer fails on what is missing.
+                #[cfg(feature = "fanout")]
+                if let Some(records) = extra.records {
+                    return Ok(Payload(Ok(Incoming::Records(records))));
+                }
+                let request = request?;
                 let incoming = match (extra.kind.as_deref(), extra.method_arn) {
                     (None, None) => Ok(Incoming::Event(request)),
                     (Some("REQUEST"), Some(method_arn)) => {
@@ -182,11 +207,14 @@ impl<'de> Deserialize<'de> for Payload {
     }
 }
 
-/// The fields of an authorizer invocation that a WebSocket event lacks.
+/// The fields of an authorizer invocation (or an SQS event) that a
+/// WebSocket event lacks.
 #[derive(Default)]
 struct Extra {
     kind: Option<String>,
     method_arn: Option<String>,
+    #[cfg(feature = "fanout")]
+    records: Option<Vec<crate::fanout::Record>>,
 }
 
 /// A map whose `type` and `methodArn` entries are taken into [`Extra`]; every
@@ -208,6 +236,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Intercept<'_, A> {
             let Some(key) = self.map.next_key::<Key<'de>>()? else {
                 return Ok(None);
             };
+            #[cfg(feature = "fanout")]
+            if key.as_str() == "Records" {
+                if self.extra.records.is_some() {
+                    return Err(serde::de::Error::custom("duplicate field `Records`"));
+                }
+                self.extra.records = Some(self.map.next_value()?);
+                continue;
+            }
             let slot = match key.as_str() {
                 "type" => &mut self.extra.kind,
                 "methodArn" => &mut self.extra.method_arn,

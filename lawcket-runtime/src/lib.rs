@@ -31,11 +31,15 @@ mod authorizer;
 mod clock;
 mod config;
 mod connection;
+#[cfg(feature = "fanout")]
+mod dispatch;
 mod endpoint;
 mod entry;
 mod env;
 mod error;
 mod event;
+#[cfg(feature = "fanout")]
+mod fanout;
 mod host;
 mod https;
 mod invocation;
@@ -57,10 +61,14 @@ mod sync;
 pub use authorizer::{Authorizer, AuthorizerFuture, AuthorizerRequest, Identity, IntoAuthorizer};
 pub use config::{table_from_env, Config, IntoTable, Table};
 pub use connection::{Connection, Kind};
+#[cfg(feature = "fanout")]
+pub use dispatch::{BroadcastReport, Dispatch, Dispatched};
 pub use endpoint::ENDPOINT_ENV;
 pub use entry::main;
 pub use error::{BoxError, Error};
 pub use event::{Body, Event};
+#[cfg(feature = "fanout")]
+pub use fanout::{DEFAULT_FANOUT_RATE, DEFAULT_FANOUT_WORKERS};
 pub use invocation::{
     FromInvocation, Handler, HandlerFuture, HandlerOutput, IntoMiddleware, IntoPlugin, Invocation,
     Middleware, MiddlewareFuture, MiddlewareOutput,
@@ -118,6 +126,33 @@ pub mod test_util {
     }
 
     pub use crate::lambda::Output as LambdaOutput;
+
+    #[cfg(feature = "fanout")]
+    pub use crate::fanout::{Batch as FanoutBatch, Post as FanoutPost, Worker as FanoutWorker};
+    /// What one post came to (a fan-out worker's simulated posts answer it).
+    pub use crate::management::Outcome as PostOutcome;
+
+    /// Dispatches `data` to every connection of `registry` through the
+    /// fan-out's own dispatcher, `batch` connections per message, handing
+    /// each group of message bodies to `send` instead of SQS. Answers the
+    /// broadcast id, the connections and the batches.
+    #[cfg(feature = "fanout")]
+    pub async fn fanout_dispatch<S, F>(
+        registry: &Registry,
+        endpoint: &str,
+        data: &[u8],
+        batch: usize,
+        send: S,
+    ) -> Result<(String, u64, u64), crate::Error>
+    where
+        S: Fn(Vec<String>) -> F,
+        F: std::future::Future<Output = Result<(), crate::Error>>,
+    {
+        let selector = crate::registry::Selector::default();
+        let enqueued =
+            crate::fanout::dispatch_into(registry, selector, endpoint, data, batch, send).await?;
+        Ok((enqueued.id, enqueued.connections, enqueued.batches))
+    }
 
     /// Runs one Lambda invocation payload (any bytes) through `pipeline`,
     /// read exactly as the Lambda entry reads it.

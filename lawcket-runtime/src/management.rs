@@ -23,22 +23,50 @@ pub(crate) fn client(
     endpoint: &str,
     timeouts: &aws_config::timeout::TimeoutConfig,
 ) -> management::Client {
+    let retries = RetryConfig::standard()
+        .with_max_attempts(POST_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(20));
+    client_with(sdk, endpoint, timeouts, retries)
+}
+
+/// A client for one endpoint that tries each post once: the fan-out's
+/// workers pace and retry throttled posts themselves, against the budget
+/// they share.
+#[cfg(feature = "fanout")]
+pub(crate) fn paced_client(
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    timeouts: &aws_config::timeout::TimeoutConfig,
+) -> management::Client {
+    client_with(sdk, endpoint, timeouts, RetryConfig::disabled())
+}
+
+fn client_with(
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    timeouts: &aws_config::timeout::TimeoutConfig,
+    retries: RetryConfig,
+) -> management::Client {
     let config = management::config::Builder::from(sdk)
         .endpoint_url(endpoint)
         .timeout_config(timeouts.clone())
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(POST_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(20)),
-        )
+        .retry_config(retries)
         .build();
     management::Client::from_conf(config)
 }
 
 /// What a single post came to.
-pub(crate) enum Outcome {
+pub enum Outcome {
+    /// API Gateway accepted it.
     Delivered,
+    /// 410 Gone.
     Gone,
+    /// Not accepted, and safe to try again: throttled (429), a 5xx, or the
+    /// endpoint could not be reached. (A client with retries has already
+    /// retried it.)
+    Retryable(Error),
+    /// Failed for good, or perhaps delivered (no answer in time): not to be
+    /// tried again.
     Failed(Error),
 }
 
@@ -55,30 +83,40 @@ pub(crate) async fn post(
         .data(Blob::new(data))
         .send()
         .await;
-    match result {
-        Ok(_) => Outcome::Delivered,
-        Err(error) if is_gone(&error) => Outcome::Gone,
-        Err(error) => Outcome::Failed(Error::Post {
-            connection_id: connection_id.to_owned(),
-            endpoint: endpoint.to_owned(),
-            // The hint only: the SDK's own account of it is the source.
-            message: match (&error, error.code()) {
-                (_, Some(code)) => format!("API Gateway answered {code}"),
-                (SdkError::TimeoutError(_), None) => {
-                    "no answer in time (LAWCKET_POST_TIMEOUT)".to_owned()
+    let error = match result {
+        Ok(_) => return Outcome::Delivered,
+        Err(error) if is_gone(&error) => return Outcome::Gone,
+        Err(error) => error,
+    };
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    let retryable = matches!(status, Some(429 | 500..=599))
+        || matches!(error, SdkError::DispatchFailure(_))
+        || matches!(
+            error.code(),
+            Some("LimitExceededException" | "ThrottlingException")
+        );
+    let error = Error::Post {
+        connection_id: connection_id.to_owned(),
+        endpoint: endpoint.to_owned(),
+        // The hint only: the SDK's own account of it is the source.
+        message: match (&error, error.code()) {
+            (_, Some(code)) => format!("API Gateway answered {code}"),
+            (SdkError::TimeoutError(_), None) => {
+                "no answer in time (LAWCKET_POST_TIMEOUT)".to_owned()
+            }
+            (SdkError::DispatchFailure(_), None) => "the endpoint could not be reached".to_owned(),
+            (_, None) => match error.raw_response() {
+                Some(response) => {
+                    format!("API Gateway answered {}", response.status().as_u16())
                 }
-                (SdkError::DispatchFailure(_), None) => {
-                    "the endpoint could not be reached".to_owned()
-                }
-                (_, None) => match error.raw_response() {
-                    Some(response) => {
-                        format!("API Gateway answered {}", response.status().as_u16())
-                    }
-                    None => "the request failed".to_owned(),
-                },
+                None => "the request failed".to_owned(),
             },
-            source: Some(Box::new(management::Error::from(error))),
-        }),
+        },
+        source: Some(Box::new(management::Error::from(error))),
+    };
+    match retryable {
+        true => Outcome::Retryable(error),
+        false => Outcome::Failed(error),
     }
 }
 

@@ -44,13 +44,15 @@ pub struct Publisher {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Inner {
     endpoint: String,
     client: management::Client,
     registry: Registry,
     stage: Option<String>,
     concurrency: usize,
+    #[cfg(feature = "fanout")]
+    fanout: Option<Arc<crate::fanout::Fanout>>,
 }
 
 impl Publisher {
@@ -73,8 +75,42 @@ impl Publisher {
                 registry,
                 stage,
                 concurrency,
+                #[cfg(feature = "fanout")]
+                fanout: None,
             }),
         }
+    }
+
+    /// The same publisher, dispatching through `fanout`.
+    #[cfg(feature = "fanout")]
+    pub(crate) fn with_fanout(self, fanout: Arc<crate::fanout::Fanout>) -> Self {
+        let inner = Inner {
+            fanout: Some(fanout),
+            ..Inner::clone(&self.inner)
+        };
+        Publisher {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The fan-out this publisher dispatches through.
+    #[cfg(feature = "fanout")]
+    pub(crate) fn fanout(&self) -> Result<&crate::fanout::Fanout, Error> {
+        self.inner.fanout.as_deref().ok_or_else(|| {
+            Error::Config("this publisher was built without lawcket's fan-out".into())
+        })
+    }
+
+    /// The registry connections are read from.
+    #[cfg(feature = "fanout")]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The API stage this publisher reaches, if known.
+    #[cfg(feature = "fanout")]
+    pub(crate) fn stage(&self) -> Option<&str> {
+        self.inner.stage.as_deref()
     }
 
     /// The management endpoint posts go to.
@@ -141,7 +177,7 @@ impl Publisher {
                     connection_id: connection_id.to_owned(),
                 })
             }
-            Outcome::Failed(error) => Err(error),
+            Outcome::Failed(error) | Outcome::Retryable(error) => Err(error),
         }
     }
 
@@ -265,7 +301,7 @@ impl Publisher {
                     })
                 }
                 Outcome::Gone => report.released.push(id),
-                Outcome::Failed(error) => report.failed.push(Failure {
+                Outcome::Failed(error) | Outcome::Retryable(error) => report.failed.push(Failure {
                     connection_id: id,
                     error,
                 }),
@@ -289,9 +325,9 @@ enum Opened {
 #[derive(Debug)]
 #[must_use = "a broadcast does nothing until `send` or `send_bytes` is awaited"]
 pub struct Broadcast<'a> {
-    publisher: &'a Publisher,
-    field: Option<(String, SyncValue)>,
-    except: Option<String>,
+    pub(crate) publisher: &'a Publisher,
+    pub(crate) field: Option<(String, SyncValue)>,
+    pub(crate) except: Option<String>,
 }
 
 impl Broadcast<'_> {
@@ -312,6 +348,7 @@ impl Broadcast<'_> {
         let selector = Selector {
             field: self.field,
             stage: self.publisher.inner.stage.clone(),
+            segment: None,
         };
         self.publisher
             .broadcast(selector, self.except.as_deref(), data.into())
@@ -320,7 +357,7 @@ impl Broadcast<'_> {
 }
 
 /// API Gateway refuses payloads over 128 KiB: say so once, not once per connection.
-fn check_size(data: &[u8]) -> Result<(), Error> {
+pub(crate) fn check_size(data: &[u8]) -> Result<(), Error> {
     match data.len() {
         size if size > MAX_MESSAGE_BYTES => Err(Error::TooLarge {
             size,
@@ -342,6 +379,8 @@ pub struct PublisherBuilder {
     concurrency: Option<usize>,
     page_size: Option<i32>,
     sdk: Option<aws_config::SdkConfig>,
+    #[cfg(feature = "fanout")]
+    queue: Option<String>,
 }
 
 impl PublisherBuilder {
@@ -398,6 +437,14 @@ impl PublisherBuilder {
         self
     }
 
+    /// The fan-out's SQS queue URL, for [`Broadcast::dispatch`] (default:
+    /// `LAWCKET_FANOUT_QUEUE`). Feature `fanout`.
+    #[cfg(feature = "fanout")]
+    pub fn queue(mut self, url: impl Into<String>) -> Self {
+        self.queue = Some(url.into());
+        self
+    }
+
     /// SDK settings to build the clients from (default: loaded from the
     /// environment, as the AWS SDK does).
     pub fn sdk_config(mut self, sdk: &aws_config::SdkConfig) -> Self {
@@ -432,13 +479,23 @@ impl PublisherBuilder {
             .sdk
             .map_or(Sdk::Environment, |sdk| Sdk::Given(Box::new(sdk)));
         let host = Host::build(store, sdk).await?;
-        Ok(Publisher::from_parts(
+        let publisher = Publisher::from_parts(
             crate::management::client(&host.sdk, &endpoint, &host.timeouts.post),
             endpoint,
-            host.registry,
+            host.registry.clone(),
             self.stage,
             self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        ))
+        );
+        #[cfg(feature = "fanout")]
+        let publisher = {
+            let fanout = host.fanout()?;
+            let fanout = match self.queue {
+                Some(queue) => fanout.with_queue(queue),
+                None => fanout,
+            };
+            publisher.with_fanout(Arc::new(fanout))
+        };
+        Ok(publisher)
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Pipeline {
     authorizer: Option<Box<dyn Authorizer>>,
     registry: Registry,
     publishers: Publishers,
+    /// The fan-out's worker (and dispatcher, through the publishers).
+    #[cfg(feature = "fanout")]
+    fanout: Arc<crate::fanout::Fanout>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -75,12 +78,16 @@ impl Pipeline {
         handler: Box<dyn Handler>,
     ) -> Result<Self, Error> {
         config.validate()?;
+        #[cfg(feature = "fanout")]
+        let fanout = Arc::new(host.fanout()?);
         let publishers = Publishers::new(
             host.sdk,
             host.registry.clone(),
             endpoint_override,
             config.concurrency,
             host.timeouts.post,
+            #[cfg(feature = "fanout")]
+            Arc::clone(&fanout),
         );
         Ok(Pipeline {
             schema: Arc::new(config.schema),
@@ -92,6 +99,8 @@ impl Pipeline {
             authorizer: config.authorizer,
             registry: host.registry,
             publishers,
+            #[cfg(feature = "fanout")]
+            fanout,
         })
     }
 
@@ -182,6 +191,17 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// Works the fan-out batches of one SQS invocation (feature `fanout`),
+    /// answering the batch item failures.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn work(
+        &self,
+        records: Vec<crate::fanout::Record>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> serde_json::Value {
+        self.fanout.work(&self.registry, records, deadline).await
     }
 
     /// Answers a REQUEST authorizer invocation with the user's authorizer.

@@ -23,6 +23,8 @@ pub(super) struct Publishers {
     concurrency: usize,
     timeouts: TimeoutConfig,
     by_stage: Mutex<Vec<Entry>>,
+    #[cfg(feature = "fanout")]
+    fanout: std::sync::Arc<crate::fanout::Fanout>,
 }
 
 /// A publisher and what it was built for. The endpoint follows from the
@@ -44,6 +46,7 @@ impl Publishers {
         endpoint_override: Option<String>,
         concurrency: usize,
         timeouts: TimeoutConfig,
+        #[cfg(feature = "fanout")] fanout: std::sync::Arc<crate::fanout::Fanout>,
     ) -> Self {
         Publishers {
             sdk,
@@ -52,6 +55,8 @@ impl Publishers {
             concurrency,
             timeouts,
             by_stage: Mutex::default(),
+            #[cfg(feature = "fanout")]
+            fanout,
         }
     }
 
@@ -88,6 +93,8 @@ impl Publishers {
             Some(stage.to_owned()),
             self.concurrency,
         );
+        #[cfg(feature = "fanout")]
+        let publisher = publisher.with_fanout(std::sync::Arc::clone(&self.fanout));
         cache.push(Entry {
             domain_name: domain_name.to_owned(),
             stage: stage.to_owned(),

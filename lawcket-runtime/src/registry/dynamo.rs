@@ -55,6 +55,18 @@ impl Dynamo {
         &self.table
     }
 
+    /// The client (the fan-out's ledger shares it).
+    #[cfg(feature = "fanout")]
+    pub(super) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    /// Whether a selection on `field` Queries an index (else it Scans).
+    #[cfg(feature = "fanout")]
+    pub(super) fn has_index(&self, field: &str) -> bool {
+        self.indexes.iter().any(|(f, _)| f == field)
+    }
+
     /// Stores the item, unless the connection was already marked refused: a
     /// store that timed out and reaches DynamoDB after its refusal must not
     /// bring the connection back.
@@ -124,7 +136,7 @@ impl Dynamo {
     }
 
     /// A conditional write's outcome: done (`true`) or condition not met (`false`).
-    fn conditional<T, E, R>(
+    pub(super) fn conditional<T, E, R>(
         &self,
         operation: &'static str,
         result: Result<T, SdkError<E, R>>,
@@ -143,7 +155,7 @@ impl Dynamo {
 
     /// The SDK's error with a hint for the usual causes; the error itself is
     /// kept as the source, as `aws_sdk_dynamodb::Error`.
-    fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> Error
+    pub(super) fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -230,10 +242,15 @@ impl Dynamo {
         let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
         // An item past its TTL is a connection API Gateway has already closed.
         let mut filter = vec!["(attribute_not_exists(#ttl) OR #ttl > :now)"];
-        if let Some(stage) = &selector.stage {
-            names.insert("#stage".into(), STAGE.into());
-            values.insert(":stage".into(), AttributeValue::S(stage.clone()));
-            filter.push("#stage = :stage");
+        names.insert("#stage".into(), STAGE.into());
+        match &selector.stage {
+            Some(stage) => {
+                values.insert(":stage".into(), AttributeValue::S(stage.clone()));
+                filter.push("#stage = :stage");
+            }
+            // Every connection has a stage; the fan-out's ledger records
+            // kept in the same table have none.
+            None => filter.push("attribute_exists(#stage)"),
         }
         let index = selector.field.as_ref().and_then(|(name, _)| {
             self.indexes
@@ -280,7 +297,16 @@ impl Dynamo {
                     .key_condition_expression("#field = :field"),
                 "Query"
             ),
-            None => read_page!(self.client.scan(), "Scan"),
+            None => {
+                let (segment, total) = selector.segment.unzip();
+                read_page!(
+                    self.client
+                        .scan()
+                        .set_segment(segment)
+                        .set_total_segments(total),
+                    "Scan"
+                )
+            }
         };
         let entries = items
             .unwrap_or_default()

@@ -29,6 +29,11 @@ pub struct Selector {
     pub field: Option<(String, SyncValue)>,
     /// Only connections of this stage (posts go to one stage's endpoint).
     pub stage: Option<String>,
+    /// One segment of a parallel Scan, `(segment, total)`: the fan-out's
+    /// dispatcher reads a large table in several at once. Ignored where
+    /// there is nothing to split (a Query on an index, the memory registry,
+    /// which answers everything in segment 0).
+    pub segment: Option<(i32, i32)>,
 }
 
 /// Where the next page of a registry read starts: DynamoDB's

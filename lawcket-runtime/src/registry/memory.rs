@@ -20,6 +20,9 @@ pub struct Memory {
     items: Mutex<BTreeMap<String, Item>>,
     /// Items read per page, as DynamoDB's `Limit`.
     page_size: usize,
+    /// The fan-out's ledger.
+    #[cfg(feature = "fanout")]
+    ledger: super::ledger::MemoryLedger,
 }
 
 impl Default for Memory {
@@ -27,6 +30,8 @@ impl Default for Memory {
         Memory {
             items: Mutex::default(),
             page_size: DEFAULT_PAGE_SIZE as usize,
+            #[cfg(feature = "fanout")]
+            ledger: Default::default(),
         }
     }
 }
@@ -57,6 +62,10 @@ impl Memory {
     /// Pages as DynamoDB does: the page size counts items read, matching or
     /// not, and the cursor is the last id read.
     pub(super) fn page(&self, selector: &Selector, cursor: Option<Cursor>) -> Page {
+        // Everything is in segment 0: a map read needs no splitting.
+        if selector.segment.is_some_and(|(segment, _)| segment > 0) {
+            return (Vec::new(), None);
+        }
         let now = now_secs();
         let after = match cursor.and_then(|Cursor(mut key)| key.remove(CONNECTION_ID)) {
             Some(AttributeValue::S(id)) => Bound::Excluded(id),
@@ -130,6 +139,11 @@ impl Memory {
     #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    #[cfg(feature = "fanout")]
+    pub(super) fn ledger(&self) -> &super::ledger::MemoryLedger {
+        &self.ledger
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {

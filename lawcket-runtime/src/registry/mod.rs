@@ -5,11 +5,17 @@
 //! and this file the [`Registry`] the rest of lawcket calls.
 
 mod dynamo;
+#[cfg(feature = "fanout")]
+mod dynamo_ledger;
 mod item;
+#[cfg(feature = "fanout")]
+mod ledger;
 mod memory;
 
 pub use dynamo::Dynamo;
 pub use item::{Cursor, Entry, Item, Page, Selector};
+#[cfg(feature = "fanout")]
+pub(crate) use ledger::{Claim, Done, Tally};
 pub use memory::Memory;
 
 use std::sync::Arc;
@@ -100,6 +106,142 @@ impl Registry {
         match self {
             Registry::Dynamo(d) => d.update(connection_id, field, value).await,
             Registry::Memory(m) => Ok(m.update(connection_id, field, value)),
+        }
+    }
+
+    /// How many parallel Scan segments reading `selector` may use: one where
+    /// there is nothing to split (an index Query, the memory registry).
+    #[cfg(feature = "fanout")]
+    pub(crate) fn segments(&self, selector: &Selector, wanted: i32) -> i32 {
+        match (self, &selector.field) {
+            (Registry::Dynamo(d), Some((field, _))) if d.has_index(field) => 1,
+            (Registry::Dynamo(_), _) => wanted.max(1),
+            (Registry::Memory(_), _) => 1,
+        }
+    }
+
+    /// Records a new broadcast in the fan-out's ledger, with its payload when
+    /// it travels by pointer.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn open_broadcast(
+        &self,
+        broadcast: &str,
+        payload: Option<&[u8]>,
+        now_ms: i64,
+        ttl: i64,
+    ) -> Result<(), Error> {
+        match self {
+            Registry::Dynamo(d) => d.open_broadcast(broadcast, payload, now_ms, ttl).await,
+            Registry::Memory(m) => Ok(m.ledger().open(broadcast, payload)),
+        }
+    }
+
+    /// Records that the dispatcher enqueued all `batches` of the broadcast,
+    /// for `connections` connections.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn close_broadcast(
+        &self,
+        broadcast: &str,
+        batches: u64,
+        connections: u64,
+    ) -> Result<(), Error> {
+        match self {
+            Registry::Dynamo(d) => d.close_broadcast(broadcast, batches, connections).await,
+            Registry::Memory(m) => Ok(m.ledger().close(broadcast, batches, connections)),
+        }
+    }
+
+    /// A broadcast's payload, stored when it was too big for its messages.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn broadcast_payload(&self, broadcast: &str) -> Result<Vec<u8>, Error> {
+        let payload = match self {
+            Registry::Dynamo(d) => d.broadcast_payload(broadcast).await?,
+            Registry::Memory(m) => m.ledger().payload(broadcast),
+        };
+        payload.ok_or_else(|| {
+            Error::Config(format!(
+                "the payload of broadcast {broadcast} is not in {} (reaped by its TTL, or not \
+                 the dispatcher's table)",
+                self.describe()
+            ))
+        })
+    }
+
+    /// What a broadcast has done so far; `None` if there is no such broadcast.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn tally(&self, broadcast: &str) -> Result<Option<Tally>, Error> {
+        match self {
+            Registry::Dynamo(d) => d.tally(broadcast).await,
+            Registry::Memory(m) => Ok(m.ledger().tally(broadcast)),
+        }
+    }
+
+    /// Takes batch `seq` of `broadcast` for the attempt `owner` until
+    /// `lease_until` (epoch ms), unless it is finished or another attempt's
+    /// lease still runs at `now_ms`.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn claim_batch(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        owner: &str,
+        now_ms: i64,
+        lease_until: i64,
+        ttl: i64,
+    ) -> Result<Claim, Error> {
+        match self {
+            Registry::Dynamo(d) => {
+                d.claim_batch(broadcast, seq, owner, now_ms, lease_until, ttl)
+                    .await
+            }
+            Registry::Memory(m) => Ok(m.ledger().claim(broadcast, seq, owner, now_ms, lease_until)),
+        }
+    }
+
+    /// Adds `done` to the batch's record and extends the lease, if `owner`
+    /// still holds it. Answers whether it did.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn record_progress(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        owner: &str,
+        lease_until: i64,
+        done: &Done,
+    ) -> Result<bool, Error> {
+        match self {
+            Registry::Dynamo(d) => {
+                d.record_progress(broadcast, seq, owner, lease_until, done)
+                    .await
+            }
+            Registry::Memory(m) => {
+                Ok(m.ledger()
+                    .progress(broadcast, seq, owner, lease_until, done))
+            }
+        }
+    }
+
+    /// Finishes the batch if `owner` still holds it: adds the last `done` to
+    /// its record, marks it finished and adds `counts` (delivered, released,
+    /// failed: the whole batch's) and one finished batch to the broadcast's
+    /// tally, in one transaction, so a batch is counted exactly once.
+    /// Answers whether it did.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn finish_batch(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        owner: &str,
+        done: &Done,
+        counts: [u64; 3],
+        now_ms: i64,
+    ) -> Result<bool, Error> {
+        match self {
+            Registry::Dynamo(d) => {
+                d.finish_batch(broadcast, seq, owner, done, counts, now_ms)
+                    .await
+            }
+            Registry::Memory(m) => Ok(m.ledger().finish(broadcast, seq, owner, done, counts)),
         }
     }
 

@@ -1,0 +1,156 @@
+//! The dispatcher: reads the selection (a Query on an index, or a Scan in
+//! parallel segments), cuts it into batches, and hands them to the queue ten
+//! messages at a time.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::clock::now_ms;
+use crate::error::Error;
+use crate::registry::{Registry, Selector};
+
+use super::ids::{ledger_ttl, new_id};
+use super::message::{encode, Batch, Fanout, INLINE_LIMIT, SEND_BATCH_ENTRIES, SEND_BATCH_LIMIT};
+
+/// What a dispatch enqueued.
+#[derive(Debug)]
+pub(crate) struct Enqueued {
+    pub(crate) id: String,
+    pub(crate) connections: u64,
+    pub(crate) batches: u64,
+}
+
+/// Dispatches `data` to the connections `selector` matches (but `except`),
+/// `batch_size` per message, through `send` (a group of at most 10 message
+/// bodies, at most 256 KiB together). The broadcast's record is written
+/// first, so a worker never finds a batch of an unknown broadcast, and
+/// closed last with the number of batches, so a report can tell a finished
+/// broadcast from one still being dispatched.
+pub(crate) async fn dispatch<S, F>(
+    registry: &Registry,
+    selector: Selector,
+    except: Option<&str>,
+    endpoint: &str,
+    data: &[u8],
+    batch_size: usize,
+    segments: i32,
+    send: S,
+) -> Result<Enqueued, Error>
+where
+    S: Fn(Vec<String>) -> F,
+    F: Future<Output = Result<(), Error>>,
+{
+    let id = new_id();
+    let encoded = encode(data);
+    // The connection ids take the other half of the message.
+    let inline = encoded.len() <= INLINE_LIMIT / 2;
+    let stored = (!inline).then_some(data);
+    registry
+        .open_broadcast(&id, stored, now_ms(), ledger_ttl())
+        .await?;
+    let payload = inline.then_some(encoded);
+    let seq = AtomicU64::new(0);
+    let segments = registry.segments(&selector, segments);
+    let readers = (0..segments).map(|segment| {
+        let selector = Selector {
+            segment: (segments > 1).then_some((segment, segments)),
+            ..selector.clone()
+        };
+        let (id, payload, seq, send) = (&id, &payload, &seq, &send);
+        async move {
+            let mut group = Group::default();
+            let mut chunk = Vec::with_capacity(batch_size);
+            let mut connections = 0u64;
+            let mut cursor = None;
+            loop {
+                let (entries, next) = registry.page(&selector, cursor).await?;
+                for entry in entries {
+                    if Some(entry.connection_id.as_str()) == except {
+                        continue;
+                    }
+                    connections += 1;
+                    chunk.push((entry.connection_id, entry.connected_at));
+                    if chunk.len() == batch_size {
+                        let batch = batch(id, seq, endpoint, payload, std::mem::take(&mut chunk));
+                        group.add(batch, send).await?;
+                    }
+                }
+                if next.is_none() {
+                    break;
+                }
+                cursor = next;
+            }
+            if !chunk.is_empty() {
+                group
+                    .add(batch(id, seq, endpoint, payload, chunk), send)
+                    .await?;
+            }
+            group.flush(send).await?;
+            Ok::<u64, Error>(connections)
+        }
+    });
+    let counts = futures_util::future::try_join_all(readers).await?;
+    let connections = counts.iter().sum();
+    let batches = seq.load(Ordering::Relaxed);
+    registry.close_broadcast(&id, batches, connections).await?;
+    Ok(Enqueued {
+        id,
+        connections,
+        batches,
+    })
+}
+
+fn batch(
+    id: &str,
+    seq: &AtomicU64,
+    endpoint: &str,
+    payload: &Option<String>,
+    connections: Vec<(String, Option<i64>)>,
+) -> String {
+    Batch {
+        lawcket: Fanout::V1,
+        broadcast: id.to_owned(),
+        seq: seq.fetch_add(1, Ordering::Relaxed),
+        endpoint: endpoint.to_owned(),
+        payload: payload.clone(),
+        connections,
+    }
+    .to_body()
+}
+
+/// Message bodies waiting to go out in one SendMessageBatch.
+#[derive(Default)]
+struct Group {
+    bodies: Vec<String>,
+    bytes: usize,
+}
+
+impl Group {
+    async fn add<S, F>(&mut self, body: String, send: &S) -> Result<(), Error>
+    where
+        S: Fn(Vec<String>) -> F,
+        F: Future<Output = Result<(), Error>>,
+    {
+        if self.bytes + body.len() > SEND_BATCH_LIMIT {
+            self.flush(send).await?;
+        }
+        self.bytes += body.len();
+        self.bodies.push(body);
+        if self.bodies.len() == SEND_BATCH_ENTRIES {
+            self.flush(send).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush<S, F>(&mut self, send: &S) -> Result<(), Error>
+    where
+        S: Fn(Vec<String>) -> F,
+        F: Future<Output = Result<(), Error>>,
+    {
+        self.bytes = 0;
+        match self.bodies.is_empty() {
+            true => Ok(()),
+            false => send(std::mem::take(&mut self.bodies)).await,
+        }
+    }
+}

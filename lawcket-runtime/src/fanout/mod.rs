@@ -1,0 +1,249 @@
+//! Fan-out (feature `fanout`): a broadcast too big for one invocation is
+//! dispatched to an SQS queue in batches, and workers (the same binary,
+//! invoked by the queue's event source mapping) post them, paced to a budget
+//! they share.
+//!
+//! `dispatch` reads the selection and enqueues, `queue` sends to SQS,
+//! `worker` posts one batch, `pacer` paces a worker, `message` is what
+//! travels; the ledger that makes a batch count once lives with the
+//! registry (`registry::ledger`).
+
+mod dispatch;
+mod ids;
+mod message;
+mod pacer;
+mod queue;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_apigatewaymanagement as management;
+
+use crate::env;
+use crate::error::{chain, Error};
+use crate::registry::{Registry, Selector};
+
+pub(crate) use dispatch::Enqueued;
+pub use message::Batch;
+pub(crate) use message::Record;
+pub use worker::{Post, Worker};
+
+/// The budget workers share unless `LAWCKET_FANOUT_RATE` says otherwise,
+/// posts a second: API Gateway's account throttle is 10,000 requests a
+/// second (burst 5,000) for every API of the account and region ("Amazon
+/// API Gateway quotas"), and the handlers' own posts need some of it.
+pub const DEFAULT_FANOUT_RATE: u32 = 9_000;
+/// Workers sharing the budget unless `LAWCKET_FANOUT_WORKERS` says otherwise:
+/// deploy/'s default maximum concurrency of the event source mapping.
+pub const DEFAULT_FANOUT_WORKERS: usize = 10;
+/// Posts in flight per worker: at 900 posts a second and 30–50 ms a post, a
+/// worker needs about 45.
+const DEFAULT_CONCURRENCY: usize = 64;
+/// Connections per message.
+const DEFAULT_BATCH: usize = 100;
+/// Parallel Scan segments the dispatcher reads a table without an index in.
+const DEFAULT_SEGMENTS: usize = 4;
+/// How long a batch stays with an attempt past its last recorded progress.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The fan-out's settings, from the environment.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) queue: Option<String>,
+    pub(crate) rate: u32,
+    pub(crate) workers: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) batch: usize,
+    pub(crate) segments: usize,
+    pub(crate) lease: Duration,
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Result<Self, Error> {
+        Ok(Settings {
+            queue: env::var("LAWCKET_FANOUT_QUEUE"),
+            rate: env::count("LAWCKET_FANOUT_RATE", 1, 1_000_000)?
+                .map_or(DEFAULT_FANOUT_RATE, |r| r as u32),
+            workers: env::count("LAWCKET_FANOUT_WORKERS", 1, 10_000)?
+                .unwrap_or(DEFAULT_FANOUT_WORKERS),
+            concurrency: env::count("LAWCKET_FANOUT_CONCURRENCY", 1, 10_000)?
+                .unwrap_or(DEFAULT_CONCURRENCY),
+            batch: env::count("LAWCKET_FANOUT_BATCH", 1, 1_000)?.unwrap_or(DEFAULT_BATCH),
+            segments: env::count("LAWCKET_FANOUT_SEGMENTS", 1, 1_000)?.unwrap_or(DEFAULT_SEGMENTS),
+            lease: env::seconds("LAWCKET_FANOUT_LEASE")?.unwrap_or(DEFAULT_LEASE),
+        })
+    }
+}
+
+/// [`dispatch::dispatch`] with no except and one segment (lawcket's own
+/// benchmarks dispatch into a queue of their own).
+#[cfg(feature = "test-util")]
+pub(crate) async fn dispatch_into<S, F>(
+    registry: &Registry,
+    selector: Selector,
+    endpoint: &str,
+    data: &[u8],
+    batch: usize,
+    send: S,
+) -> Result<Enqueued, Error>
+where
+    S: Fn(Vec<String>) -> F,
+    F: std::future::Future<Output = Result<(), Error>>,
+{
+    dispatch::dispatch(registry, selector, None, endpoint, data, batch, 1, send).await
+}
+
+/// A process's fan-out: the queue, and the worker its invocations share.
+pub(crate) struct Fanout {
+    settings: Settings,
+    sqs: aws_sdk_sqs::Client,
+    sdk: aws_config::SdkConfig,
+    /// Bounds on one post.
+    post_timeouts: TimeoutConfig,
+    worker: Worker,
+    /// Single-attempt management clients, one per endpoint.
+    clients: Mutex<Vec<(String, management::Client)>>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fanout {
+    /// The fan-out of a process with these SDK settings: SQS calls are
+    /// bounded as DynamoDB calls are, posts as posts.
+    pub(crate) fn new(
+        sdk: &aws_config::SdkConfig,
+        call_timeouts: &TimeoutConfig,
+        post_timeouts: &TimeoutConfig,
+        settings: Settings,
+    ) -> Self {
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .timeout_config(call_timeouts.clone())
+            .build();
+        let rate = f64::from(settings.rate) / settings.workers as f64;
+        Fanout {
+            worker: Worker::new(rate, settings.concurrency, settings.lease),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            sdk: sdk.clone(),
+            post_timeouts: post_timeouts.clone(),
+            settings,
+            clients: Mutex::default(),
+        }
+    }
+
+    /// Works the SQS records of one invocation, all at once (their posts
+    /// share the worker's bound and pace), and answers the batch item
+    /// failures: the messages SQS is to deliver again.
+    pub(crate) async fn work(
+        &self,
+        registry: &Registry,
+        records: Vec<Record>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> serde_json::Value {
+        let runs = records.into_iter().map(|record| async move {
+            let outcome = match record.event_source.as_deref() {
+                Some("aws:sqs") | None => match Batch::from_body(&record.body) {
+                    Ok(batch) => {
+                        let post = self.post(&batch.endpoint);
+                        self.worker.run(registry, batch, deadline, post).await
+                    }
+                    Err(error) => Err(error),
+                },
+                Some(other) => Err(Error::MalformedEvent(format!(
+                    "a record from {other}; lawcket's workers read SQS records"
+                ))),
+            };
+            match outcome {
+                Ok(true) => None,
+                Ok(false) => Some(record.message_id),
+                Err(error) => {
+                    tracing::error!(error = %chain(&error), message_id = record.message_id, "fan-out batch failed");
+                    Some(record.message_id)
+                }
+            }
+        });
+        let failures: Vec<_> = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .map(|id| serde_json::json!({ "itemIdentifier": id }))
+            .collect();
+        // "Reporting batch item failures" (Lambda developer guide).
+        serde_json::json!({ "batchItemFailures": failures })
+    }
+
+    /// Dispatches `data` to the connections `selector` matches (but
+    /// `except`), whose posts go to `endpoint`.
+    pub(crate) async fn dispatch(
+        &self,
+        registry: &Registry,
+        selector: Selector,
+        except: Option<&str>,
+        endpoint: &str,
+        data: &[u8],
+    ) -> Result<Enqueued, Error> {
+        let Some(queue) = self.settings.queue.as_deref() else {
+            return Err(Error::Config(
+                "dispatch() needs the fan-out queue: set LAWCKET_FANOUT_QUEUE to its URL (deploy/ \
+                 does), or PublisherBuilder::queue"
+                    .into(),
+            ));
+        };
+        let sqs = &self.sqs;
+        let enqueued = dispatch::dispatch(
+            registry,
+            selector,
+            except,
+            endpoint,
+            data,
+            self.settings.batch,
+            self.settings.segments as i32,
+            |bodies| queue::send(sqs, queue, bodies),
+        )
+        .await?;
+        tracing::info!(
+            broadcast = enqueued.id,
+            connections = enqueued.connections,
+            batches = enqueued.batches,
+            "broadcast dispatched"
+        );
+        Ok(enqueued)
+    }
+
+    /// The same fan-out sending to `queue`.
+    pub(crate) fn with_queue(mut self, queue: String) -> Self {
+        self.settings.queue = Some(queue);
+        self
+    }
+
+    /// Posts through a single-attempt client for `endpoint`.
+    fn post(&self, endpoint: &str) -> Post {
+        let client = {
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            match clients.iter().find(|(e, _)| e == endpoint) {
+                Some((_, client)) => client.clone(),
+                None => {
+                    let client =
+                        crate::management::paced_client(&self.sdk, endpoint, &self.post_timeouts);
+                    // Endpoints come from lawcket's own messages: a handful.
+                    clients.push((endpoint.to_owned(), client.clone()));
+                    client
+                }
+            }
+        };
+        let endpoint: Arc<str> = endpoint.into();
+        Arc::new(move |id, payload| {
+            let (client, endpoint) = (client.clone(), Arc::clone(&endpoint));
+            Box::pin(async move {
+                crate::management::post(&client, &endpoint, &id, payload.to_vec()).await
+            })
+        })
+    }
+}

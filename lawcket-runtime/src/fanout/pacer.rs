@@ -1,0 +1,136 @@
+//! Pacing one worker's posts to its share of the budget: a token bucket (as
+//! GCRA, one timestamp) that halves its rate and pauses on a 429, and wins the
+//! rate back while posts go through.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How much unused time a bucket may save up: at most this much of its rate
+/// goes out at once after an idle spell.
+const BURST: Duration = Duration::from_millis(50);
+/// The slowest a bucket gets after 429s: its rate over this.
+const MAX_SLOWDOWN: u32 = 16;
+/// The pause after a 429, doubled per 429 that follows within [`RECOVERY`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// How often a slowed bucket speeds up again (by a quarter of its interval's
+/// excess) while no 429 comes.
+const RECOVERY: Duration = Duration::from_millis(250);
+
+/// A token bucket at `rate` posts per second, shared by one worker's posts.
+#[derive(Debug)]
+pub struct Pacer {
+    base: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// When the next post may go (GCRA's "theoretical arrival time").
+    next: Instant,
+    /// The current interval between posts: `base`, or longer after 429s.
+    interval: Duration,
+    /// No post goes before this (after a 429).
+    paused_until: Instant,
+    pause: Duration,
+    last_change: Instant,
+}
+
+impl Pacer {
+    /// A bucket letting `rate` posts a second through (at least one).
+    pub fn new(rate: f64) -> Self {
+        let base = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        let now = Instant::now();
+        Pacer {
+            base,
+            state: Mutex::new(State {
+                next: now,
+                interval: base,
+                paused_until: now,
+                pause: FIRST_PAUSE,
+                last_change: now,
+            }),
+        }
+    }
+
+    /// Waits for this post's turn.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            if state.interval > self.base && now >= state.last_change + RECOVERY {
+                let excess = state.interval - self.base;
+                state.interval -= excess / 4 + Duration::from_nanos(1).min(excess);
+                state.last_change = now;
+                state.pause = FIRST_PAUSE;
+            }
+            let earliest = now.checked_sub(BURST).unwrap_or(now);
+            let slot = state.next.max(earliest).max(state.paused_until);
+            state.next = slot + state.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// API Gateway answered 429: halve the rate (down to a sixteenth) and
+    /// pause every post of this worker for a while, longer if 429s keep coming.
+    pub fn throttled(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.interval = (state.interval * 2).min(self.base * MAX_SLOWDOWN);
+        state.paused_until = state.paused_until.max(now + state.pause);
+        state.pause = (state.pause * 2).min(MAX_PAUSE);
+        state.last_change = now;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain numbers: never half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_lets_its_rate_through_and_slows_on_429() {
+        let pacer = Pacer::new(100.0);
+        let start = Instant::now();
+        for _ in 0..200 {
+            pacer.acquire().await;
+        }
+        // 200 posts at 100/s, minus the 50 ms burst.
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1940) && took <= Duration::from_millis(2000),
+            "{took:?}"
+        );
+
+        pacer.throttled();
+        let start = Instant::now();
+        pacer.acquire().await;
+        assert!(start.elapsed() >= FIRST_PAUSE, "a 429 pauses the posts");
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(190),
+            "at half the rate"
+        );
+        // No more 429s: back to the full rate.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for _ in 0..20 {
+            pacer.acquire().await;
+        }
+        let start = Instant::now();
+        for _ in 0..100 {
+            pacer.acquire().await;
+        }
+        let took = start.elapsed();
+        assert!(took <= Duration::from_millis(1010), "{took:?}");
+    }
+}

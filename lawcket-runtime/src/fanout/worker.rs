@@ -1,0 +1,249 @@
+//! The worker: takes a batch in the ledger, posts to the connections of it
+//! that no earlier attempt finished, paced and bounded, records what it did as
+//! it goes, releases the gone, and finishes the batch, counting it once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::clock::now_ms;
+use crate::error::{chain, Error};
+use crate::limits::CONNECTING_GRACE_MS;
+use crate::management::Outcome;
+use crate::registry::{Claim, Done, Registry};
+
+use super::ids::{ledger_ttl, new_id};
+use super::message::Batch;
+use super::pacer::Pacer;
+
+/// One post: `(connection id, payload)` to its outcome.
+pub type Post = Arc<dyn Fn(String, Arc<[u8]>) -> BoxFuture<'static, Outcome> + Send + Sync>;
+
+/// Outcomes recorded at once: a worker that dies re-posts at most this many
+/// (and those in flight) when its batch is retried.
+const FLUSH_EVERY: usize = 25;
+/// Attempts at a post that is throttled or answered 5xx before the batch
+/// is left for SQS to deliver again.
+const POST_ATTEMPTS: u32 = 6;
+/// No post starts later than this before the invocation's deadline: the
+/// worker needs the time to record what it did and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// A worker's shared state: its share of the budget, its bound on posts in
+/// flight, and the payload of the broadcast it last read from the ledger.
+pub struct Worker {
+    pacer: Arc<Pacer>,
+    permits: Arc<Semaphore>,
+    lease: Duration,
+    payload: Mutex<Option<(String, Arc<[u8]>)>>,
+}
+
+impl Worker {
+    /// A worker posting at most `rate` a second, `concurrency` at a time,
+    /// holding a batch for `lease` past its last recorded progress.
+    pub fn new(rate: f64, concurrency: usize, lease: Duration) -> Self {
+        Worker {
+            pacer: Arc::new(Pacer::new(rate)),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            lease,
+            payload: Mutex::new(None),
+        }
+    }
+
+    /// Works one batch. Answers whether it is finished (by this attempt or
+    /// an earlier one); `false` leaves it for SQS to deliver again.
+    pub async fn run(
+        &self,
+        registry: &Registry,
+        batch: Batch,
+        deadline: Option<Instant>,
+        post: Post,
+    ) -> Result<bool, Error> {
+        let owner = new_id();
+        let (broadcast, seq) = (batch.broadcast.as_str(), batch.seq);
+        let lease_until = || now_ms() + self.lease.as_millis() as i64;
+        let claim = registry
+            .claim_batch(
+                broadcast,
+                seq,
+                &owner,
+                now_ms(),
+                lease_until(),
+                ledger_ttl(),
+            )
+            .await?;
+        let mut recorded = match claim {
+            Claim::Mine(done) => done,
+            Claim::Finished => return Ok(true),
+            Claim::Busy => {
+                tracing::info!(
+                    broadcast,
+                    seq,
+                    "batch held by another attempt; left for later"
+                );
+                return Ok(false);
+            }
+        };
+        let payload = self.payload(registry, &batch).await?;
+        let deadline = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+        let mut posts = JoinSet::new();
+        for (id, connected_at) in batch.connections {
+            if recorded.contains(&id) {
+                continue;
+            }
+            let attempt = Attempt {
+                pacer: Arc::clone(&self.pacer),
+                permits: Arc::clone(&self.permits),
+                post: Arc::clone(&post),
+                payload: Arc::clone(&payload),
+                deadline,
+            };
+            // Tasks, so posts go on while progress is recorded.
+            posts.spawn(attempt.run(id, connected_at));
+        }
+        let mut pending = Done::default();
+        let mut unfinished = 0usize;
+        let mut renew = tokio::time::interval(self.lease / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                joined = posts.join_next() => {
+                    let Some(joined) = joined else { break };
+                    match joined {
+                        Ok((id, Some(Settled::Delivered))) => { pending.delivered.insert(id); }
+                        Ok((id, Some(Settled::Released))) => { pending.released.insert(id); }
+                        Ok((id, Some(Settled::Failed))) => { pending.failed.insert(id); }
+                        Ok((_, None)) => unfinished += 1,
+                        Err(panic) => {
+                            tracing::error!(error = %panic, "a post task failed");
+                            unfinished += 1;
+                        }
+                    }
+                    if pending.len() < FLUSH_EVERY {
+                        continue;
+                    }
+                }
+                _ = renew.tick() => {}
+            }
+            if !registry
+                .record_progress(broadcast, seq, &owner, lease_until(), &pending)
+                .await?
+            {
+                tracing::warn!(
+                    broadcast,
+                    seq,
+                    "lost the batch to another attempt; stopping"
+                );
+                return Ok(false);
+            }
+            recorded.extend(&pending);
+            pending = Done::default();
+        }
+        if unfinished > 0 {
+            tracing::info!(
+                broadcast,
+                seq,
+                unfinished,
+                "batch unfinished; left for SQS to deliver again"
+            );
+            // Whether or not the lease still held, the batch is not finished.
+            registry
+                .record_progress(broadcast, seq, &owner, lease_until(), &pending)
+                .await?;
+            return Ok(false);
+        }
+        recorded.extend(&pending);
+        if !recorded.released.is_empty() {
+            let released: Vec<String> = recorded.released.iter().cloned().collect();
+            registry.release_many(&released).await?;
+        }
+        let counts = [
+            recorded.delivered.len() as u64,
+            recorded.released.len() as u64,
+            recorded.failed.len() as u64,
+        ];
+        registry
+            .finish_batch(broadcast, seq, &owner, &pending, counts, now_ms())
+            .await
+    }
+
+    /// The batch's payload: inline, or the broadcast's stored one (read once
+    /// per broadcast and kept).
+    async fn payload(&self, registry: &Registry, batch: &Batch) -> Result<Arc<[u8]>, Error> {
+        if let Some(inline) = batch.inline_payload() {
+            return inline.map(Arc::from);
+        }
+        let cached = self
+            .payload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match cached {
+            Some((id, payload)) if id == batch.broadcast => Ok(payload),
+            _ => {
+                let payload: Arc<[u8]> = registry.broadcast_payload(&batch.broadcast).await?.into();
+                *self.payload.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((batch.broadcast.clone(), Arc::clone(&payload)));
+                Ok(payload)
+            }
+        }
+    }
+}
+
+/// How a connection of the batch was settled.
+enum Settled {
+    Delivered,
+    /// 410 Gone, and it opened long enough ago that it is truly gone.
+    Released,
+    /// Failed for good (or perhaps delivered: no answer in time).
+    Failed,
+}
+
+/// What one post needs, owned, so it can run as a task.
+struct Attempt {
+    pacer: Arc<Pacer>,
+    permits: Arc<Semaphore>,
+    post: Post,
+    payload: Arc<[u8]>,
+    deadline: Option<Instant>,
+}
+
+impl Attempt {
+    /// Posts to `id` in its turn, trying a throttled post again (the whole
+    /// worker slows down); `None` if it could not be settled in time.
+    async fn run(self, id: String, connected_at: Option<i64>) -> (String, Option<Settled>) {
+        for _ in 0..POST_ATTEMPTS {
+            let Ok(_permit) = self.permits.acquire().await else {
+                break;
+            };
+            self.pacer.acquire().await;
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let settled = match (self.post)(id.clone(), Arc::clone(&self.payload)).await {
+                Outcome::Delivered => Settled::Delivered,
+                // Within the grace its $connect may still be running.
+                Outcome::Gone
+                    if connected_at.is_some_and(|at| at >= now_ms() - CONNECTING_GRACE_MS) =>
+                {
+                    Settled::Failed
+                }
+                Outcome::Gone => Settled::Released,
+                Outcome::Failed(error) => {
+                    tracing::warn!(connection_id = id, error = %chain(&error), "post failed");
+                    Settled::Failed
+                }
+                Outcome::Retryable(_) => {
+                    self.pacer.throttled();
+                    continue;
+                }
+            };
+            return (id, Some(settled));
+        }
+        (id, None)
+    }
+}
