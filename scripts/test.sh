@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of lawcket, installing what the tests need first:
-# - moto (a real DynamoDB wire endpoint) into the project-local venv .venv;
+# - moto (real DynamoDB and SQS wire endpoints) into the project-local venv .venv;
 # - Debian's Chromium (apt-get, when run as root) and playwright-core into
 #   tests/browser/node_modules, for the browser test of the chat example;
 # then `cargo test --workspace` (unit, integration, trybuild UI, browser and doc
@@ -18,7 +18,7 @@ if ! .venv/bin/moto_server -h >/dev/null 2>&1 \
         exit 1
     }
     .venv/bin/pip install --quiet --disable-pip-version-check \
-        "moto[dynamodb]==$MOTO_VERSION" flask flask-cors
+        "moto[dynamodb,sqs]==$MOTO_VERSION" flask flask-cors
 fi
 export LAWCKET_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 

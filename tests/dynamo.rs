@@ -196,3 +196,118 @@ async fn the_conditional_update_never_resurrects_a_released_connection() {
     );
     assert!(get(&client, &table).await.is_none(), "not written back");
 }
+
+/// The fan-out's ledger in a real table: a broadcast's records are no
+/// connections, a batch delivered twice posts and counts once, the gone are
+/// released, and `Publisher::report` reads the counts.
+#[tokio::test]
+async fn the_fanout_ledger_counts_each_batch_once() {
+    use lawcket_runtime::test_util::{
+        fanout_dispatch, FanoutBatch, FanoutWorker, Item, PostOutcome,
+    };
+    use std::sync::Mutex;
+    let moto = moto::shared();
+    let client = moto.client().await;
+    let table = moto::unique_table("fanout");
+    moto::create_table(&client, &table).await;
+    let registry = Registry::Dynamo(Arc::new(Dynamo::new(client.clone(), &table)));
+    let connected_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    for i in 0..150 {
+        let item = Item {
+            connection_id: format!("c{i:03}"),
+            domain_name: "example.com".into(),
+            stage: "prod".into(),
+            fields: Vec::new(),
+            connected_at,
+            ttl: connected_at / 1000 + 7200,
+        };
+        registry.store(&item).await.unwrap();
+    }
+    let bodies = Mutex::new(Vec::new());
+    let (id, connections, batches) =
+        fanout_dispatch(&registry, "http://127.0.0.1:9/prod", b"hi", 100, |group| {
+            bodies.lock().unwrap().extend(group);
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!((connections, batches), (150, 2));
+    let bodies = bodies.into_inner().unwrap();
+    assert_eq!(bodies.len(), 2);
+
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&posts);
+    let post: lawcket_runtime::test_util::FanoutPost = Arc::new(move |id: String, _| {
+        let recorder = Arc::clone(&recorder);
+        Box::pin(async move {
+            if id == "c003" {
+                return PostOutcome::Gone;
+            }
+            recorder.lock().unwrap().push(id);
+            PostOutcome::Delivered
+        })
+    });
+    let worker = FanoutWorker::new(10_000.0, 8, Duration::from_secs(30));
+    for body in bodies.iter().chain(&bodies[..1]) {
+        let batch = FanoutBatch::from_body(body).unwrap();
+        assert!(worker
+            .run(&registry, batch, None, post.clone())
+            .await
+            .unwrap());
+    }
+    let mut posted = posts.lock().unwrap().clone();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(
+        posts.lock().unwrap().len(),
+        149,
+        "the batch delivered twice posted once"
+    );
+    assert_eq!(posted.len(), 149);
+
+    let publisher = lawcket::Publisher::builder()
+        .table(&table)
+        .endpoint("http://127.0.0.1:9/prod")
+        .sdk_config(&moto.sdk_config().await)
+        .build()
+        .await
+        .unwrap();
+    let report = publisher.report(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            report.delivered,
+            report.released,
+            report.failed,
+            report.batches_done
+        ),
+        (149, 1, 0, 2)
+    );
+    assert_eq!((report.batches, report.connections), (Some(2), Some(150)));
+    assert!(report.is_finished());
+    assert!(publisher
+        .report("no-such-broadcast")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        moto::item(&client, &table, "c003").await.is_none(),
+        "released"
+    );
+    // The ledger's records are no connections: a publish reaches 149.
+    let page = registry
+        .page(&lawcket_runtime::test_util::Selector::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.0.len(),
+        149,
+        "{:?}",
+        page.0
+            .iter()
+            .find(|e| e.connection_id.starts_with("lawcket#"))
+    );
+}

@@ -434,3 +434,113 @@ async fn broadcast_reaches_exactly_the_clients_of_one_channel() {
     b.send(say("#general", "second")).await.unwrap();
     assert_eq!(next_text(&mut a).await, r#""second""#);
 }
+
+/// `cargo run --example announce` with no AWS account: the local gateway has
+/// no SQS, so a dispatched broadcast is worked in the same process, as SQS
+/// and the queue's Lambda workers would work it, and reaches every client
+/// once; its report counts them.
+#[tokio::test]
+async fn the_announce_example_fans_out_locally_without_a_queue() {
+    use futures_util::StreamExt;
+    let port = support::free_port();
+    let log = std::env::temp_dir().join(format!("lawcket-announce-{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = std::process::Command::new(support::example("announce"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LAWCKET_LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        // Batches of 2, so five clients make three batches.
+        .env("LAWCKET_FANOUT_BATCH", "2")
+        .stdout(std::process::Stdio::from(file.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(file))
+        .spawn()
+        .unwrap();
+    support::wait_listening(port, &mut child, || {
+        std::fs::read_to_string(&log).unwrap_or_default()
+    });
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let (client, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    let announce = r#"{"action":"announce","text":"maintenance at noon"}"#;
+    clients[0].send(Message::text(announce)).await.unwrap();
+    // The sender gets its reply and the announcement, in either order.
+    let mut dispatched = None;
+    let mut announced = 0;
+    for _ in 0..2 {
+        let value = next_json(&mut clients[0], &log).await;
+        match value["type"].as_str() {
+            Some("dispatched") => dispatched = Some(value),
+            Some("announcement") => announced += 1,
+            _ => panic!("unexpected {value}; log:\n{}", read_log()),
+        }
+    }
+    let dispatched = dispatched.unwrap();
+    assert_eq!(announced, 1);
+    assert_eq!(dispatched["connections"], 5);
+    assert_eq!(dispatched["batches"], 3);
+    for client in &mut clients[1..] {
+        let value = next_json(client, &log).await;
+        assert_eq!(value["type"], "announcement", "{value}");
+        assert_eq!(value["text"], "maintenance at noon");
+    }
+
+    let id = dispatched["broadcast"].as_str().unwrap();
+    let ask = format!(r#"{{"action":"report","broadcast":"{id}"}}"#);
+    let report = loop {
+        clients[1].send(Message::text(ask.clone())).await.unwrap();
+        let value = next_json(&mut clients[1], &log).await;
+        assert_eq!(value["type"], "report", "{value}");
+        if value["report"]["batches_done"] == 3 {
+            break value["report"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "delivered": 5, "released": 0, "failed": 0,
+            "batches_done": 3, "batches": 3, "connections": 5
+        })
+    );
+    // Exactly once: nothing more arrives.
+    for client in &mut clients {
+        let more = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
+        assert!(more.is_err(), "a second message: {more:?}");
+    }
+}
+
+/// The next text message of `client`, as JSON (10 s at most; the server's
+/// `log` shown otherwise).
+async fn next_json(
+    client: &mut support::gateway::Client,
+    log: &std::path::Path,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("no message in 10 s; log:\n{log}")
+            })
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}

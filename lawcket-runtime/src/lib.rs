@@ -88,7 +88,7 @@ pub use sync::{Dynamic, SyncValue};
 #[cfg(feature = "test-util")]
 pub mod test_util {
     pub use crate::pipeline::Pipeline;
-    pub use crate::registry::{Dynamo, Item, Memory, Registry};
+    pub use crate::registry::{Dynamo, Item, Memory, Registry, Selector};
 
     #[cfg(feature = "local")]
     pub use crate::local::{LocalGateway, Settings};

@@ -25,7 +25,7 @@ impl Drop for Moto {
 
 /// How to get moto, for failure messages.
 const HOW: &str = "run the tests with `scripts/test.sh` (it installs moto into .venv), \
-    or `python3 -m venv .venv && .venv/bin/pip install 'moto[dynamodb]' flask flask-cors`";
+    or `python3 -m venv .venv && .venv/bin/pip install 'moto[dynamodb,sqs]' flask flask-cors`";
 
 fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("LAWCKET_MOTO_SERVER") {
@@ -49,12 +49,47 @@ pub fn start() -> Moto {
         "moto_server not found at {}: {HOW}",
         binary.display()
     );
-    let port = super::free_port();
-    // moto ignores stdin; `sh -c` with `read` makes it die with this process.
-    let script = format!(
-        "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
+    launch(&format!("\"{}\"", binary.display()), &binary, None)
+}
+
+/// moto's server with its DynamoDB closer to DynamoDB's under concurrent
+/// clients (support/moto_server.py): each DynamoDB request applied alone, and
+/// TransactWriteItems keeping and restoring only its own items (moto copies
+/// whole tables, which takes a quarter of a second per 10,000 items, and puts
+/// them back over other clients' writes when a transaction is cancelled). For
+/// tests where several processes write a large table at once.
+pub fn start_serialized() -> Moto {
+    let binary = binary();
+    // The interpreter of the environment moto_server was installed in.
+    let python = binary.with_file_name("python");
+    assert!(
+        python.exists(),
+        "no python beside moto_server ({}): {HOW}",
         binary.display()
     );
+    let script = super::repo().join("tests/support/moto_server.py");
+    let log = std::env::temp_dir().join(format!(
+        "lawcket-moto-{}-{}.log",
+        std::process::id(),
+        super::free_port()
+    ));
+    launch(
+        &format!("\"{}\" \"{}\"", python.display(), script.display()),
+        &binary,
+        Some(&log),
+    )
+}
+
+/// Runs `command` (moto's server, quoted for `sh`) on a free port until this
+/// process ends, its output to `log` if given.
+fn launch(command: &str, binary: &std::path::Path, log: Option<&std::path::Path>) -> Moto {
+    let port = super::free_port();
+    let output = log.map_or("/dev/null".to_owned(), |log| {
+        format!("\"{}\"", log.display())
+    });
+    // moto ignores stdin; `sh -c` with `read` makes it die with this process.
+    let script =
+        format!("{command} -H 127.0.0.1 -p {port} >{output} 2>&1 & pid=$!; read _; kill $pid");
     let child = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::piped())
@@ -64,7 +99,12 @@ pub fn start() -> Moto {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "moto_server did not listen on 127.0.0.1:{port} within 20 s; {HOW}"
+            "moto_server did not listen on 127.0.0.1:{port} within 20 s; {HOW}{}",
+            log.map_or(String::new(), |log| format!(
+                "\n--- {} ---\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            ))
         );
         std::thread::sleep(Duration::from_millis(50));
     }

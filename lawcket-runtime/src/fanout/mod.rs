@@ -15,8 +15,13 @@ mod pacer;
 mod queue;
 mod worker;
 
-use std::sync::{Arc, Mutex};
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_apigatewaymanagement as management;
@@ -47,6 +52,15 @@ const DEFAULT_BATCH: usize = 100;
 const DEFAULT_SEGMENTS: usize = 4;
 /// How long a batch stays with an attempt past its last recorded progress.
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How long an unfinished batch waits to be worked again in process, as a
+/// message waits for its visibility timeout.
+#[cfg(feature = "local")]
+const REDELIVERY: Duration = Duration::from_secs(1);
+/// Deliveries of a batch in process before it is given up, as deploy/'s
+/// queue moves a message to its dead-letter queue (`maxReceiveCount`).
+#[cfg(feature = "local")]
+const MAX_RECEIVES: u32 = 5;
 
 /// The fan-out's settings, from the environment.
 #[derive(Clone, Debug)]
@@ -105,6 +119,9 @@ pub(crate) struct Fanout {
     worker: Worker,
     /// Single-attempt management clients, one per endpoint.
     clients: Mutex<Vec<(String, management::Client)>>,
+    /// The local gateway's stand-in for SQS: message bodies, and how many
+    /// times each has been delivered.
+    in_process: OnceLock<mpsc::UnboundedSender<(String, u32)>>,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -135,7 +152,59 @@ impl Fanout {
             post_timeouts: post_timeouts.clone(),
             settings,
             clients: Mutex::default(),
+            in_process: OnceLock::new(),
         }
+    }
+
+    /// Without a queue (the local gateway, typically), batches are worked in
+    /// this process as SQS and Lambda would work them: each message is one
+    /// invocation's record, an unfinished one is delivered again after
+    /// [`REDELIVERY`], and one still unfinished after [`MAX_RECEIVES`]
+    /// deliveries is dropped with an error, where SQS would move it to the
+    /// dead-letter queue. With a queue configured this does nothing: the
+    /// queue's own workers do the work.
+    #[cfg(feature = "local")]
+    pub(crate) fn work_in_process(self: &Arc<Self>, registry: Registry) {
+        if self.settings.queue.is_some() {
+            return;
+        }
+        let (messages, mut incoming) = mpsc::unbounded_channel::<(String, u32)>();
+        if self.in_process.set(messages.clone()).is_err() {
+            return; // already working
+        }
+        let fanout = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut next_id = 0u64;
+            while let Some((body, receives)) = incoming.recv().await {
+                next_id += 1;
+                let (fanout, registry) = (Arc::clone(&fanout), registry.clone());
+                let messages = messages.clone();
+                tokio::spawn(async move {
+                    let record = Record {
+                        message_id: next_id.to_string(),
+                        body: body.clone(),
+                        event_source: None,
+                    };
+                    let answer = fanout.work(&registry, vec![record], None).await;
+                    if answer["batchItemFailures"]
+                        .as_array()
+                        .is_some_and(|f| f.is_empty())
+                    {
+                        return;
+                    }
+                    if receives >= MAX_RECEIVES {
+                        tracing::error!(
+                            receives,
+                            "a fan-out batch is still unfinished; dropped (SQS would move it \
+                             to the dead-letter queue)"
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(REDELIVERY).await;
+                    let _ = messages.send((body, receives + 1));
+                });
+            }
+        });
     }
 
     /// Works the SQS records of one invocation, all at once (their posts
@@ -189,14 +258,29 @@ impl Fanout {
         endpoint: &str,
         data: &[u8],
     ) -> Result<Enqueued, Error> {
-        let Some(queue) = self.settings.queue.as_deref() else {
+        let queue = self.settings.queue.as_deref();
+        let in_process = self.in_process.get();
+        if queue.is_none() && in_process.is_none() {
             return Err(Error::Config(
                 "dispatch() needs the fan-out queue: set LAWCKET_FANOUT_QUEUE to its URL (deploy/ \
                  does), or PublisherBuilder::queue"
                     .into(),
             ));
-        };
+        }
         let sqs = &self.sqs;
+        let send = |bodies: Vec<String>| async move {
+            match (queue, in_process) {
+                (Some(queue), _) => queue::send(sqs, queue, bodies).await,
+                (None, Some(in_process)) => {
+                    for body in bodies {
+                        // The receiver lives as long as the process.
+                        let _ = in_process.send((body, 1));
+                    }
+                    Ok(())
+                }
+                (None, None) => unreachable!("checked above"),
+            }
+        };
         let enqueued = dispatch::dispatch(
             registry,
             selector,
@@ -205,7 +289,7 @@ impl Fanout {
             data,
             self.settings.batch,
             self.settings.segments as i32,
-            |bodies| queue::send(sqs, queue, bodies),
+            send,
         )
         .await?;
         tracing::info!(

@@ -60,9 +60,15 @@ impl Pacer {
         let slot = {
             let mut state = self.lock();
             let now = Instant::now();
-            if state.interval > self.base && now >= state.last_change + RECOVERY {
-                let excess = state.interval - self.base;
-                state.interval -= excess / 4 + Duration::from_nanos(1).min(excess);
+            let quiet = now.duration_since(state.last_change);
+            if state.interval > self.base && quiet >= RECOVERY {
+                // A quarter of the excess off per quiet period, idle or not.
+                let periods = (quiet.as_nanos() / RECOVERY.as_nanos()).min(64) as i32;
+                let excess = (state.interval - self.base).mul_f64(0.75f64.powi(periods));
+                state.interval = self.base + excess;
+                if excess < Duration::from_micros(1) {
+                    state.interval = self.base;
+                }
                 state.last_change = now;
                 state.pause = FIRST_PAUSE;
             }
@@ -122,7 +128,7 @@ mod tests {
             "at half the rate"
         );
         // No more 429s: back to the full rate.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
         for _ in 0..20 {
             pacer.acquire().await;
         }
@@ -131,6 +137,6 @@ mod tests {
             pacer.acquire().await;
         }
         let took = start.elapsed();
-        assert!(took <= Duration::from_millis(1010), "{took:?}");
+        assert!(took <= Duration::from_millis(1000), "{took:?}");
     }
 }

@@ -78,7 +78,8 @@ impl Worker {
             .await?;
         let mut recorded = match claim {
             Claim::Mine(done) => done,
-            Claim::Finished => return Ok(true),
+            // Finished by an attempt that may have died before counting it.
+            Claim::Finished(done) => return count(registry, broadcast, seq, &done).await,
             Claim::Busy => {
                 tracing::info!(
                     broadcast,
@@ -150,9 +151,10 @@ impl Worker {
                 unfinished,
                 "batch unfinished; left for SQS to deliver again"
             );
-            // Whether or not the lease still held, the batch is not finished.
+            // The lease ends now: SQS's next delivery may take the batch at
+            // once. (Whether or not it still held, the batch is unfinished.)
             registry
-                .record_progress(broadcast, seq, &owner, lease_until(), &pending)
+                .record_progress(broadcast, seq, &owner, 0, &pending)
                 .await?;
             return Ok(false);
         }
@@ -161,14 +163,13 @@ impl Worker {
             let released: Vec<String> = recorded.released.iter().cloned().collect();
             registry.release_many(&released).await?;
         }
-        let counts = [
-            recorded.delivered.len() as u64,
-            recorded.released.len() as u64,
-            recorded.failed.len() as u64,
-        ];
-        registry
-            .finish_batch(broadcast, seq, &owner, &pending, counts, now_ms())
-            .await
+        if !registry
+            .finish_batch(broadcast, seq, &owner, &pending, now_ms())
+            .await?
+        {
+            return Ok(false); // another attempt took it over, and will count it
+        }
+        count(registry, broadcast, seq, &recorded).await
     }
 
     /// The batch's payload: inline, or the broadcast's stored one (read once
@@ -192,6 +193,20 @@ impl Worker {
             }
         }
     }
+}
+
+/// Adds a finished batch to its broadcast's tally (once, however often
+/// this runs for it). Answers that the batch is done.
+async fn count(registry: &Registry, broadcast: &str, seq: u64, done: &Done) -> Result<bool, Error> {
+    let counts = [
+        done.delivered.len() as u64,
+        done.released.len() as u64,
+        done.failed.len() as u64,
+    ];
+    registry
+        .count_batch(broadcast, seq, counts, ledger_ttl())
+        .await?;
+    Ok(true)
 }
 
 /// How a connection of the batch was settled.

@@ -95,6 +95,9 @@ impl LocalGateway {
     /// Serves WebSocket clients and the management API until the process ends.
     pub async fn serve(self, pipeline: Arc<Pipeline>) -> Result<(), Error> {
         let handshake_timeout = self.settings.handshake_timeout;
+        // No SQS here: dispatched broadcasts are worked in this process.
+        #[cfg(feature = "fanout")]
+        pipeline.work_fanout_in_process();
         let router = http::router(Arc::new(Gateway::new(self.settings, pipeline)));
         self.in_process.serve(router.clone());
         listen::serve(self.listener, router, handshake_timeout).await;

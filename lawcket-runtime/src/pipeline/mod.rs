@@ -204,6 +204,13 @@ impl Pipeline {
         self.fanout.work(&self.registry, records, deadline).await
     }
 
+    /// Without a fan-out queue, works dispatched batches in this process
+    /// (the local gateway: see `Fanout::work_in_process`).
+    #[cfg(all(feature = "fanout", feature = "local"))]
+    pub(crate) fn work_fanout_in_process(&self) {
+        self.fanout.work_in_process(self.registry.clone());
+    }
+
     /// Answers a REQUEST authorizer invocation with the user's authorizer.
     pub(crate) async fn authorize(&self, request: AuthorizerRequest) -> Result<Verdict, Error> {
         let Some(authorizer) = &self.authorizer else {

@@ -1,12 +1,12 @@
 //! The fan-out's ledger in DynamoDB: records in the connections table
 //! (see `ledger` for what they hold), written conditionally so a batch is
-//! held by one attempt and counted once.
+//! held by one attempt and counted once. Each write is to one item, so none
+//! needs a transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use lawcket_rules::attributes::{CONNECTION_ID, TTL};
 
 use super::dynamo::Dynamo;
@@ -144,13 +144,14 @@ impl Dynamo {
         ttl: i64,
     ) -> Result<Claim, Error> {
         let key = batch_key(broadcast, seq);
-        let d = self;
-        let result = d
+        let result = self
             .client()
             .update_item()
-            .table_name(d.table())
+            .table_name(self.table())
             .key(CONNECTION_ID, s(key.clone()))
-            .update_expression("SET #owner = :owner, #lease = :lease, #ttl = if_not_exists(#ttl, :ttl)")
+            .update_expression(
+                "SET #owner = :owner, #lease = :lease, #ttl = if_not_exists(#ttl, :ttl)",
+            )
             .condition_expression(
                 "attribute_not_exists(#finished) AND (attribute_not_exists(#lease) OR #lease < :now)",
             )
@@ -166,36 +167,25 @@ impl Dynamo {
             .send()
             .await;
         match result {
-            Ok(out) => {
-                let mut item = out.attributes.unwrap_or_default();
-                let mut set = |name: &str| match item.remove(name) {
-                    Some(AttributeValue::Ss(ids)) => ids.into_iter().collect(),
-                    _ => BTreeSet::new(),
-                };
-                Ok(Claim::Mine(Done {
-                    delivered: set(DELIVERED),
-                    released: set(RELEASED),
-                    failed: set(FAILED),
-                }))
-            }
+            Ok(out) => Ok(Claim::Mine(done(out.attributes.unwrap_or_default()))),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                let out = d
+                let item = self
                     .client()
                     .get_item()
-                    .table_name(d.table())
+                    .table_name(self.table())
                     .key(CONNECTION_ID, s(key))
                     .consistent_read(true)
-                    .projection_expression("#finished")
-                    .expression_attribute_names("#finished", FINISHED)
                     .send()
                     .await
-                    .map_err(|e| d.error("GetItem", e))?;
-                match out.item.is_some_and(|item| item.contains_key(FINISHED)) {
-                    true => Ok(Claim::Finished),
+                    .map_err(|e| self.error("GetItem", e))?
+                    .item
+                    .unwrap_or_default();
+                match item.contains_key(FINISHED) {
+                    true => Ok(Claim::Finished(done(item))),
                     false => Ok(Claim::Busy),
                 }
             }
-            Err(e) => Err(d.error("UpdateItem", e)),
+            Err(e) => Err(self.error("UpdateItem", e)),
         }
     }
 
@@ -209,138 +199,117 @@ impl Dynamo {
         lease_until: i64,
         done: &Done,
     ) -> Result<bool, Error> {
-        let key = batch_key(broadcast, seq);
-        let d = self;
-        let update = batch_update(d, &key, owner, done)
-            .update_expression(format!("SET #lease = :lease{}", additions(done)))
+        let request = self
+            .batch_update(broadcast, seq, owner, done, "SET #lease = :lease")
             .expression_attribute_names("#lease", LEASE)
-            .expression_attribute_values(":lease", n(lease_until))
-            .build()
-            .map_err(|e| build_error(d, e))?;
-        let result = d
-            .client()
-            .update_item()
-            .table_name(update.table_name)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .send()
-            .await;
-        d.conditional("UpdateItem", result)
+            .expression_attribute_values(":lease", n(lease_until));
+        self.conditional("UpdateItem", request.send().await)
     }
 
-    /// Finishes the batch if `owner` still holds it: adds the last `done` to
-    /// its record, marks it finished and adds `counts` (delivered, released,
-    /// failed: the whole batch's) and one finished batch to the broadcast's
-    /// tally, all in one transaction, so a batch is counted exactly once.
-    /// Answers whether it did.
+    /// Adds the last `done` to the batch's record and marks it finished, if
+    /// `owner` still holds it. Answers whether it did.
     pub(super) async fn finish_batch(
         &self,
         broadcast: &str,
         seq: u64,
         owner: &str,
         done: &Done,
-        counts: [u64; 3],
         now_ms: i64,
     ) -> Result<bool, Error> {
-        let key = batch_key(broadcast, seq);
-        let d = self;
-        let batch = batch_update(d, &key, owner, done)
-            .update_expression(format!("SET #finished = :now{}", additions(done)))
-            .expression_attribute_names("#finished", FINISHED)
-            .expression_attribute_values(":now", n(now_ms))
-            .build()
-            .map_err(|e| build_error(d, e))?;
-        let tally = Update::builder()
-            .table_name(d.table())
+        let request = self
+            .batch_update(broadcast, seq, owner, done, "SET #finished = :now")
+            .expression_attribute_values(":now", n(now_ms));
+        self.conditional("UpdateItem", request.send().await)
+    }
+
+    /// Adds a finished batch's `counts` (delivered, released, failed) to the
+    /// broadcast's tally, unless batch `seq` is counted already (its number
+    /// is kept in the tally's set of counted batches, in the same write).
+    /// Answers whether it added them.
+    pub(super) async fn count_batch(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        counts: [u64; 3],
+        ttl: i64,
+    ) -> Result<bool, Error> {
+        let request = self
+            .client()
+            .update_item()
+            .table_name(self.table())
             .key(CONNECTION_ID, s(broadcast_key(broadcast)))
-            .update_expression("ADD #d :d, #r :r, #f :f, #bd :one")
+            // Were the record reaped, this recreates it: reaped again.
+            .update_expression(
+                "SET #ttl = if_not_exists(#ttl, :ttl) \
+                 ADD #d :d, #r :r, #f :f, #bd :one, #counted :seqs",
+            )
+            .condition_expression("NOT contains(#counted, :seq)")
+            .expression_attribute_names("#ttl", TTL)
             .expression_attribute_names("#d", DELIVERED)
             .expression_attribute_names("#r", RELEASED)
             .expression_attribute_names("#f", FAILED)
             .expression_attribute_names("#bd", BATCHES_DONE)
+            .expression_attribute_names("#counted", COUNTED)
+            .expression_attribute_values(":ttl", n(ttl))
             .expression_attribute_values(":d", n(counts[0]))
             .expression_attribute_values(":r", n(counts[1]))
             .expression_attribute_values(":f", n(counts[2]))
             .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(|e| build_error(d, e))?;
-        let result = d
+            .expression_attribute_values(":seqs", AttributeValue::Ns(vec![seq.to_string()]))
+            .expression_attribute_values(":seq", n(seq));
+        self.conditional("UpdateItem", request.send().await)
+    }
+
+    /// An update of batch `seq`'s record, conditional on `owner` holding it
+    /// and it being unfinished: `set`, then an ADD of `done`'s ids.
+    fn batch_update(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        owner: &str,
+        done: &Done,
+        set: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let mut request = self
             .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(batch).build())
-            .transact_items(TransactWriteItem::builder().update(tally).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Cancelled by the condition on the batch: another attempt holds it.
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                        if cancelled.cancellation_reasons().iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                ) =>
-            {
-                Ok(false)
+            .update_item()
+            .table_name(self.table())
+            .key(CONNECTION_ID, s(batch_key(broadcast, seq)))
+            .condition_expression("#owner = :owner AND attribute_not_exists(#finished)")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#finished", FINISHED)
+            .expression_attribute_values(":owner", s(owner));
+        // DynamoDB refuses an empty set: only the outcomes with ids.
+        let mut additions = Vec::new();
+        for (name, ids) in done.sets() {
+            if !ids.is_empty() {
+                additions.push(format!("#{name} :{name}"));
+                request = request
+                    .expression_attribute_names(format!("#{name}"), name)
+                    .expression_attribute_values(
+                        format!(":{name}"),
+                        AttributeValue::Ss(ids.iter().cloned().collect()),
+                    );
             }
-            Err(e) => Err(d.error("TransactWriteItems", e)),
         }
+        let expression = match additions.is_empty() {
+            true => set.to_owned(),
+            false => format!("{set} ADD {}", additions.join(", ")),
+        };
+        request.update_expression(expression)
     }
 }
 
-/// An update of a batch's record, conditional on `owner` holding it, with the
-/// values `done`'s ADD clauses use; the caller adds its SET clause.
-fn batch_update(
-    d: &Dynamo,
-    key: &str,
-    owner: &str,
-    done: &Done,
-) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-    let mut update = Update::builder()
-        .table_name(d.table())
-        .key(CONNECTION_ID, s(key))
-        .condition_expression("#owner = :owner AND attribute_not_exists(#finished)")
-        .expression_attribute_names("#owner", OWNER)
-        .expression_attribute_names("#finished", FINISHED)
-        .expression_attribute_values(":owner", s(owner));
-    for (name, ids) in done.sets() {
-        if !ids.is_empty() {
-            update = update
-                .expression_attribute_names(format!("#{name}"), name)
-                .expression_attribute_values(
-                    format!(":{name}"),
-                    AttributeValue::Ss(ids.iter().cloned().collect()),
-                );
-        }
-    }
-    update
-}
-
-/// The ADD clause putting `done`'s ids into the batch's sets (DynamoDB
-/// refuses an empty set, so only those with ids).
-fn additions(done: &Done) -> String {
-    let clauses: Vec<String> = done
-        .sets()
-        .iter()
-        .filter(|(_, ids)| !ids.is_empty())
-        .map(|(name, _)| format!("#{name} :{name}"))
-        .collect();
-    match clauses.is_empty() {
-        true => String::new(),
-        false => format!(" ADD {}", clauses.join(", ")),
-    }
-}
-
-fn build_error(d: &Dynamo, error: aws_sdk_dynamodb::error::BuildError) -> Error {
-    Error::Registry {
-        table: d.table().to_owned(),
-        operation: "TransactWriteItems",
-        message: "could not build the request".into(),
-        source: Some(Box::new(error)),
+/// What a batch's record says is done.
+fn done(mut item: HashMap<String, AttributeValue>) -> Done {
+    let mut set = |name: &str| match item.remove(name) {
+        Some(AttributeValue::Ss(ids)) => ids.into_iter().collect(),
+        _ => BTreeSet::new(),
+    };
+    Done {
+        delivered: set(DELIVERED),
+        released: set(RELEASED),
+        failed: set(FAILED),
     }
 }
 

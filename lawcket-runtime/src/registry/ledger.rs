@@ -26,6 +26,8 @@ pub(super) const BATCHES: &str = "batches";
 pub(super) const CONNECTIONS: &str = "connections";
 pub(super) const PAYLOAD: &str = "payload";
 pub(super) const CREATED: &str = "createdAt";
+/// The numbers of the batches a tally counts.
+pub(super) const COUNTED: &str = "countedBatches";
 
 pub(super) fn broadcast_key(broadcast: &str) -> String {
     format!("{PREFIX}{broadcast}")
@@ -84,8 +86,9 @@ impl Done {
 pub(crate) enum Claim {
     /// This attempt holds the batch; what earlier attempts finished.
     Mine(Done),
-    /// Another attempt finished it: nothing to do.
-    Finished,
+    /// An attempt finished it (this is what it did); it is counted or about
+    /// to be.
+    Finished(Done),
     /// Another attempt holds it and its lease has not run out.
     Busy,
 }
@@ -99,6 +102,7 @@ enum Record {
     Broadcast {
         tally: Tally,
         payload: Option<Vec<u8>>,
+        counted: BTreeSet<u64>,
     },
     Batch {
         owner: String,
@@ -120,6 +124,7 @@ impl MemoryLedger {
         let record = Record::Broadcast {
             tally: Tally::default(),
             payload: payload.map(<[u8]>::to_vec),
+            counted: BTreeSet::new(),
         };
         self.lock().insert(broadcast_key(broadcast), record);
     }
@@ -165,7 +170,11 @@ impl MemoryLedger {
                 done: Done::default(),
             });
         match record {
-            Record::Batch { finished: true, .. } => Claim::Finished,
+            Record::Batch {
+                finished: true,
+                done,
+                ..
+            } => Claim::Finished(done.clone()),
             Record::Batch { lease_until: l, .. } if *l >= now_ms => Claim::Busy,
             Record::Batch {
                 owner: o,
@@ -204,16 +213,8 @@ impl MemoryLedger {
         }
     }
 
-    pub(super) fn finish(
-        &self,
-        broadcast: &str,
-        seq: u64,
-        owner: &str,
-        done: &Done,
-        counts: [u64; 3],
-    ) -> bool {
-        let mut ledger = self.lock();
-        match ledger.get_mut(&batch_key(broadcast, seq)) {
+    pub(super) fn finish(&self, broadcast: &str, seq: u64, owner: &str, done: &Done) -> bool {
+        match self.lock().get_mut(&batch_key(broadcast, seq)) {
             Some(Record::Batch {
                 owner: o,
                 finished: finished @ false,
@@ -222,15 +223,25 @@ impl MemoryLedger {
             }) if o == owner => {
                 recorded.extend(done);
                 *finished = true;
+                true
             }
-            _ => return false,
+            _ => false,
         }
-        if let Some(Record::Broadcast { tally, .. }) = ledger.get_mut(&broadcast_key(broadcast)) {
-            tally.delivered += counts[0];
-            tally.released += counts[1];
-            tally.failed += counts[2];
-            tally.batches_done += 1;
+    }
+
+    pub(super) fn count(&self, broadcast: &str, seq: u64, counts: [u64; 3]) -> bool {
+        match self.lock().get_mut(&broadcast_key(broadcast)) {
+            Some(Record::Broadcast { tally, counted, .. }) => {
+                if !counted.insert(seq) {
+                    return false;
+                }
+                tally.delivered += counts[0];
+                tally.released += counts[1];
+                tally.failed += counts[2];
+                tally.batches_done += 1;
+                true
+            }
+            _ => false,
         }
-        true
     }
 }

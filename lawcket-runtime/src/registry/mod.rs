@@ -221,11 +221,8 @@ impl Registry {
         }
     }
 
-    /// Finishes the batch if `owner` still holds it: adds the last `done` to
-    /// its record, marks it finished and adds `counts` (delivered, released,
-    /// failed: the whole batch's) and one finished batch to the broadcast's
-    /// tally, in one transaction, so a batch is counted exactly once.
-    /// Answers whether it did.
+    /// Adds the last `done` to batch `seq`'s record and marks it finished,
+    /// if `owner` still holds it. Answers whether it did.
     #[cfg(feature = "fanout")]
     pub(crate) async fn finish_batch(
         &self,
@@ -233,15 +230,29 @@ impl Registry {
         seq: u64,
         owner: &str,
         done: &Done,
-        counts: [u64; 3],
         now_ms: i64,
     ) -> Result<bool, Error> {
         match self {
-            Registry::Dynamo(d) => {
-                d.finish_batch(broadcast, seq, owner, done, counts, now_ms)
-                    .await
-            }
-            Registry::Memory(m) => Ok(m.ledger().finish(broadcast, seq, owner, done, counts)),
+            Registry::Dynamo(d) => d.finish_batch(broadcast, seq, owner, done, now_ms).await,
+            Registry::Memory(m) => Ok(m.ledger().finish(broadcast, seq, owner, done)),
+        }
+    }
+
+    /// Adds a finished batch's `counts` (delivered, released, failed) and
+    /// one finished batch to the broadcast's tally, unless batch `seq` is
+    /// already counted: however often it is asked, a batch counts once.
+    /// Answers whether it added them.
+    #[cfg(feature = "fanout")]
+    pub(crate) async fn count_batch(
+        &self,
+        broadcast: &str,
+        seq: u64,
+        counts: [u64; 3],
+        ttl: i64,
+    ) -> Result<bool, Error> {
+        match self {
+            Registry::Dynamo(d) => d.count_batch(broadcast, seq, counts, ttl).await,
+            Registry::Memory(m) => Ok(m.ledger().count(broadcast, seq, counts)),
         }
     }
 
