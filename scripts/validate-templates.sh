@@ -134,11 +134,10 @@ def as_list(x):
     return x if isinstance(x, list) else [x]
 
 
-# ConditionCheckItem: the fan-out's TransactWriteItems is authorized per item
-# (PutItem / UpdateItem / ConditionCheckItem); there is no TransactWriteItems action.
+# The fan-out's ledger uses GetItem, PutItem and UpdateItem on the same table.
 DYNAMO_ACTIONS = {
     "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:GetItem",
-    "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
 }
 # Fan-out on FanoutQueue: the dispatcher's SendMessageBatch is authorized by
 # sqs:SendMessage; the event source mapping polls with the function's role.
