@@ -342,3 +342,65 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "fanout"))]
+mod sqs_tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::error::BoxError;
+    use crate::host::{Host, Sdk, Store};
+    use crate::invocation::Invocation;
+
+    async fn pipeline() -> Pipeline {
+        let host = Host::build(Store::Memory, Sdk::Offline).await.unwrap();
+        let handler = |_: Invocation| async {
+            panic!("an SQS event never reaches the handler");
+            #[allow(unreachable_code)]
+            Ok::<(), BoxError>(())
+        };
+        Pipeline::assemble(Config::new("t"), host, None, Box::new(handler)).unwrap()
+    }
+
+    fn failures(output: Output) -> serde_json::Value {
+        match output {
+            Output::Batches(value) => value["batchItemFailures"].clone(),
+            other => panic!("not an SQS answer: {:?}", serde_json::to_string(&other)),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_sqs_event_is_worked_and_a_message_that_is_no_batch_fails_alone() {
+        let pipeline = pipeline().await;
+        let empty = run_bytes(&pipeline, br#"{"Records": []}"#).await.unwrap();
+        assert_eq!(failures(empty), serde_json::json!([]));
+
+        let event = br#"{"Records": [
+            {"messageId": "m1", "receiptHandle": "r", "body": "not json", "eventSource": "aws:sqs",
+             "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}},
+            {"messageId": "m2", "body": "{\"lawcket\": \"fanout/9\"}", "eventSource": "aws:sqs"},
+            {"messageId": "m3", "body": "{}", "eventSource": "aws:kinesis"}
+        ]}"#;
+        let answer = failures(run_bytes(&pipeline, event).await.unwrap());
+        assert_eq!(
+            answer,
+            serde_json::json!([
+                { "itemIdentifier": "m1" },
+                { "itemIdentifier": "m2" },
+                { "itemIdentifier": "m3" }
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn records_of_the_wrong_shape_are_malformed() {
+        let pipeline = pipeline().await;
+        for bad in [
+            &br#"{"Records": "x"}"#[..],
+            br#"{"Records": [{"body": "no id"}]}"#,
+            br#"{"Records": [], "Records": []}"#,
+        ] {
+            let err = run_bytes(&pipeline, bad).await.unwrap_err();
+            assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
+        }
+    }
+}

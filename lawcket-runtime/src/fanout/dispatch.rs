@@ -12,6 +12,14 @@ use crate::registry::{Registry, Selector};
 use super::ids::{ledger_ttl, new_id};
 use super::message::{encode, Batch, Fanout, INLINE_LIMIT, SEND_BATCH_ENTRIES, SEND_BATCH_LIMIT};
 
+/// How a dispatch cuts the selection: connections per message, and parallel
+/// Scan segments (where the registry can split its reading).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cut {
+    pub(crate) batch: usize,
+    pub(crate) segments: i32,
+}
+
 /// What a dispatch enqueued.
 #[derive(Debug)]
 pub(crate) struct Enqueued {
@@ -21,8 +29,8 @@ pub(crate) struct Enqueued {
 }
 
 /// Dispatches `data` to the connections `selector` matches (but `except`),
-/// `batch_size` per message, through `send` (a group of at most 10 message
-/// bodies, at most 256 KiB together). The broadcast's record is written
+/// cut as `cut` says, through `send` (a group of at most 10 message bodies,
+/// at most 256 KiB together). The broadcast's record is written
 /// first, so a worker never finds a batch of an unknown broadcast, and
 /// closed last with the number of batches, so a report can tell a finished
 /// broadcast from one still being dispatched.
@@ -32,8 +40,7 @@ pub(crate) async fn dispatch<S, F>(
     except: Option<&str>,
     endpoint: &str,
     data: &[u8],
-    batch_size: usize,
-    segments: i32,
+    cut: Cut,
     send: S,
 ) -> Result<Enqueued, Error>
 where
@@ -50,7 +57,7 @@ where
         .await?;
     let payload = inline.then_some(encoded);
     let seq = AtomicU64::new(0);
-    let segments = registry.segments(&selector, segments);
+    let (batch_size, segments) = (cut.batch, registry.segments(&selector, cut.segments));
     let readers = (0..segments).map(|segment| {
         let selector = Selector {
             segment: (segments > 1).then_some((segment, segments)),

@@ -30,6 +30,7 @@ use crate::env;
 use crate::error::{chain, Error};
 use crate::registry::{Registry, Selector};
 
+use dispatch::Cut;
 pub(crate) use dispatch::Enqueued;
 pub use message::Batch;
 pub(crate) use message::Record;
@@ -106,7 +107,8 @@ where
     S: Fn(Vec<String>) -> F,
     F: std::future::Future<Output = Result<(), Error>>,
 {
-    dispatch::dispatch(registry, selector, None, endpoint, data, batch, 1, send).await
+    let cut = Cut { batch, segments: 1 };
+    dispatch::dispatch(registry, selector, None, endpoint, data, cut, send).await
 }
 
 /// A process's fan-out: the queue, and the worker its invocations share.
@@ -287,8 +289,10 @@ impl Fanout {
             except,
             endpoint,
             data,
-            self.settings.batch,
-            self.settings.segments as i32,
+            Cut {
+                batch: self.settings.batch,
+                segments: self.settings.segments as i32,
+            },
             send,
         )
         .await?;

@@ -50,8 +50,10 @@ async fn dispatch_all(
         except,
         ENDPOINT,
         data,
-        100,
-        4,
+        dispatch::Cut {
+            batch: 100,
+            segments: 4,
+        },
         |group| {
             assert!(group.len() <= message::SEND_BATCH_ENTRIES);
             bodies.lock().unwrap().extend(group);
@@ -69,12 +71,16 @@ async fn dispatch_all(
     (enqueued, batches)
 }
 
+type Answers = HashMap<String, fn() -> Outcome>;
+/// A delivered post: the connection and the payload.
+type Delivery = (String, Vec<u8>);
+
 /// Posts answered from a table of outcomes by id (delivered otherwise),
 /// counting what each id was sent.
 #[derive(Clone, Default)]
 struct Endpoint {
-    answers: Arc<Mutex<HashMap<String, fn() -> Outcome>>>,
-    posts: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    answers: Arc<Mutex<Answers>>,
+    posts: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Endpoint {

@@ -132,7 +132,10 @@ impl Registry {
     ) -> Result<(), Error> {
         match self {
             Registry::Dynamo(d) => d.open_broadcast(broadcast, payload, now_ms, ttl).await,
-            Registry::Memory(m) => Ok(m.ledger().open(broadcast, payload)),
+            Registry::Memory(m) => {
+                m.ledger().open(broadcast, payload);
+                Ok(())
+            }
         }
     }
 
@@ -147,7 +150,10 @@ impl Registry {
     ) -> Result<(), Error> {
         match self {
             Registry::Dynamo(d) => d.close_broadcast(broadcast, batches, connections).await,
-            Registry::Memory(m) => Ok(m.ledger().close(broadcast, batches, connections)),
+            Registry::Memory(m) => {
+                m.ledger().close(broadcast, batches, connections);
+                Ok(())
+            }
         }
     }
 
