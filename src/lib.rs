@@ -20,7 +20,9 @@
 //!
 //! On Lambda (where `AWS_LAMBDA_RUNTIME_API` is set) the binary serves
 //! invocations through `lambda_runtime`; anywhere else, when built with the
-//! `local` feature, it runs a local gateway.
+//! `local` feature, it runs a local gateway. With the `fanout` feature a
+//! broadcast too large for one invocation can be dispatched to SQS and
+//! posted by workers that are the same binary.
 //! See the README for the table definition, IAM permissions and configuration.
 
 #![warn(missing_docs)]
@@ -117,6 +119,15 @@ pub use lawcket_runtime::{
     Identity, IntoReply, Kind, Publish, Publisher, PublisherBuilder, Registration, Reply, Report,
     SyncValue, Table, DEFAULT_CHARS, DEFAULT_CONCURRENCY, DEFAULT_MAX_LEN, DEFAULT_TTL,
     ENDPOINT_ENV, MAX_MESSAGE_BYTES, RESERVED_ATTRIBUTES,
+};
+
+/// Fan-out (feature `fanout`): [`Broadcast::dispatch`] hands a broadcast to an
+/// SQS queue in batches, which workers (the same binary) post, paced to a
+/// shared budget; [`Publisher::report`] reads what they did. See the README's
+/// "Fan-out" and docs/fanout.md.
+#[cfg(feature = "fanout")]
+pub use lawcket_runtime::{
+    BroadcastReport, Dispatch, Dispatched, DEFAULT_FANOUT_RATE, DEFAULT_FANOUT_WORKERS,
 };
 
 /// Used by the code `#[lawcket::handler]` generates. Not a stable API.
