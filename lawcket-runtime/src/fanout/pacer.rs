@@ -36,6 +36,10 @@ struct State {
     paused_until: Instant,
     pause: Duration,
     last_change: Instant,
+    /// When the rate was last cut: a 429 for a post sent before it belongs
+    /// to the same congestion (the posts in flight then all come back 429),
+    /// and cuts nothing more.
+    last_cut: Instant,
 }
 
 impl Pacer {
@@ -51,6 +55,7 @@ impl Pacer {
                 paused_until: now,
                 pause: FIRST_PAUSE,
                 last_change: now,
+                last_cut: now,
             }),
         }
     }
@@ -80,11 +85,17 @@ impl Pacer {
         tokio::time::sleep_until(slot).await;
     }
 
-    /// API Gateway answered 429: halve the rate (down to a sixteenth) and
-    /// pause every post of this worker for a while, longer if 429s keep coming.
-    pub fn throttled(&self) {
+    /// API Gateway answered 429 to a post `sent` then: halve the rate (down
+    /// to a sixteenth) and pause every post of this worker for a while,
+    /// longer if 429s keep coming. Once per congestion: a 429 for a post sent
+    /// before the last cut changes nothing.
+    pub fn throttled(&self, sent: Instant) {
         let mut state = self.lock();
+        if sent < state.last_cut {
+            return;
+        }
         let now = Instant::now();
+        state.last_cut = now;
         state.interval = (state.interval * 2).min(self.base * MAX_SLOWDOWN);
         state.paused_until = state.paused_until.max(now + state.pause);
         state.pause = (state.pause * 2).min(MAX_PAUSE);
@@ -115,17 +126,28 @@ mod tests {
             "{took:?}"
         );
 
-        pacer.throttled();
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(30)).await;
+        pacer.throttled(sent);
+        // The other posts in flight when the first 429 came: the same congestion.
+        for _ in 0..30 {
+            pacer.throttled(sent);
+        }
         let start = Instant::now();
         pacer.acquire().await;
-        assert!(start.elapsed() >= FIRST_PAUSE, "a 429 pauses the posts");
+        let paused = start.elapsed();
+        assert!(
+            paused >= FIRST_PAUSE && paused < FIRST_PAUSE * 2,
+            "a 429 pauses the posts, once: {paused:?}"
+        );
         let start = Instant::now();
         for _ in 0..10 {
             pacer.acquire().await;
         }
+        let took = start.elapsed();
         assert!(
-            start.elapsed() >= Duration::from_millis(190),
-            "at half the rate"
+            took >= Duration::from_millis(190) && took < Duration::from_millis(300),
+            "at half the rate, not less: {took:?}"
         );
         // No more 429s: back to the full rate.
         tokio::time::sleep(Duration::from_secs(10)).await;

@@ -239,6 +239,7 @@ impl Attempt {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
+            let sent = Instant::now();
             let settled = match (self.post)(id.clone(), Arc::clone(&self.payload)).await {
                 Outcome::Delivered => Settled::Delivered,
                 // Within the grace its $connect may still be running.
@@ -253,7 +254,7 @@ impl Attempt {
                     Settled::Failed
                 }
                 Outcome::Retryable(_) => {
-                    self.pacer.throttled();
+                    self.pacer.throttled(sent);
                     continue;
                 }
             };
