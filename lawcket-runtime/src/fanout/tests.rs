@@ -400,3 +400,21 @@ async fn a_batch_finished_by_an_attempt_that_died_before_counting_is_counted_onc
     let tally = registry.tally(&enqueued.id).await.unwrap().unwrap();
     assert_eq!((tally.delivered, tally.batches_done), (10, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_never_has_more_than_its_bound_of_posts_started_and_unrecorded() {
+    let registry = registry(100, an_hour_ago()).await;
+    let (_, mut batches) = dispatch_all(&registry, b"x", None).await;
+    let batch = batches.remove(0);
+    // Posts that never answer: each keeps its place; no more may start.
+    let started = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&started);
+    let post: Post = Arc::new(move |_, _| {
+        *counter.lock().unwrap() += 1;
+        Box::pin(std::future::pending())
+    });
+    let worker = Worker::new(1_000_000.0, 1_000, Duration::from_secs(30));
+    let run = worker.run(&registry, batch, None, post);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+    assert_eq!(*started.lock().unwrap(), worker::UNRECORDED_MAX);
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -23,9 +23,14 @@ use super::pacer::Pacer;
 /// One post: `(connection id, payload)` to its outcome.
 pub type Post = Arc<dyn Fn(String, Arc<[u8]>) -> BoxFuture<'static, Outcome> + Send + Sync>;
 
-/// Outcomes recorded at once: a worker that dies re-posts at most this many
-/// (and those in flight) when its batch is retried.
+/// Outcomes recorded at once.
 const FLUSH_EVERY: usize = 25;
+/// A batch's posts started and not yet recorded, at most: a post holds its
+/// place from before it starts until its outcome is in the ledger, so
+/// however slow the ledger's writes, an attempt that dies leaves at most
+/// this many connections of each batch it held to be posted again. (Twice
+/// [`FLUSH_EVERY`]: posts go on while a full flush is being written.)
+pub(crate) const UNRECORDED_MAX: usize = 2 * FLUSH_EVERY;
 /// Attempts at a post that is throttled or answered 5xx before the batch
 /// is left for SQS to deliver again.
 const POST_ATTEMPTS: u32 = 6;
@@ -92,11 +97,13 @@ impl Worker {
         let payload = self.payload(registry, &batch).await?;
         let deadline = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
         let mut posts = JoinSet::new();
+        let unrecorded = Arc::new(Semaphore::new(UNRECORDED_MAX));
         for (id, connected_at) in batch.connections {
             if recorded.contains(&id) {
                 continue;
             }
             let attempt = Attempt {
+                unrecorded: Arc::clone(&unrecorded),
                 pacer: Arc::clone(&self.pacer),
                 permits: Arc::clone(&self.permits),
                 post: Arc::clone(&post),
@@ -107,18 +114,26 @@ impl Worker {
             posts.spawn(attempt.run(id, connected_at));
         }
         let mut pending = Done::default();
+        // The places of the posts in `pending`, given back once recorded.
+        let mut places = Vec::new();
         let mut unfinished = 0usize;
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.tick().await;
+        let mut last_write = Instant::now();
         loop {
             tokio::select! {
                 joined = posts.join_next() => {
                     let Some(joined) = joined else { break };
                     match joined {
-                        Ok((id, Some(Settled::Delivered))) => { pending.delivered.insert(id); }
-                        Ok((id, Some(Settled::Released))) => { pending.released.insert(id); }
-                        Ok((id, Some(Settled::Failed))) => { pending.failed.insert(id); }
-                        Ok((_, None)) => unfinished += 1,
+                        Ok((id, Some(settled), place)) => {
+                            match settled {
+                                Settled::Delivered => pending.delivered.insert(id),
+                                Settled::Released => pending.released.insert(id),
+                                Settled::Failed => pending.failed.insert(id),
+                            };
+                            places.push(place);
+                        }
+                        Ok((_, None, _)) => unfinished += 1,
                         Err(panic) => {
                             tracing::error!(error = %panic, "a post task failed");
                             unfinished += 1;
@@ -128,8 +143,14 @@ impl Worker {
                         continue;
                     }
                 }
-                _ = renew.tick() => {}
+                // The lease lapses only if nothing was written for a while.
+                _ = renew.tick() => {
+                    if last_write.elapsed() < self.lease / 3 {
+                        continue;
+                    }
+                }
             }
+            last_write = Instant::now();
             if !registry
                 .record_progress(broadcast, seq, &owner, lease_until(), &pending)
                 .await?
@@ -143,6 +164,7 @@ impl Worker {
             }
             recorded.extend(&pending);
             pending = Done::default();
+            places.clear();
         }
         if unfinished > 0 {
             tracing::info!(
@@ -220,6 +242,8 @@ enum Settled {
 
 /// What one post needs, owned, so it can run as a task.
 struct Attempt {
+    /// The batch's places for posts not yet recorded ([`UNRECORDED_MAX`]).
+    unrecorded: Arc<Semaphore>,
     pacer: Arc<Pacer>,
     permits: Arc<Semaphore>,
     post: Post,
@@ -229,8 +253,20 @@ struct Attempt {
 
 impl Attempt {
     /// Posts to `id` in its turn, trying a throttled post again (the whole
-    /// worker slows down); `None` if it could not be settled in time.
-    async fn run(self, id: String, connected_at: Option<i64>) -> (String, Option<Settled>) {
+    /// worker slows down); `None` if it could not be settled in time. The
+    /// place it took stays held until its outcome is recorded.
+    async fn run(
+        self,
+        id: String,
+        connected_at: Option<i64>,
+    ) -> (String, Option<Settled>, Option<OwnedSemaphorePermit>) {
+        // Never closed: the semaphore lives as long as the batch's run.
+        let place = Arc::clone(&self.unrecorded).acquire_owned().await.ok();
+        let settled = self.settle(&id, connected_at).await;
+        (id, settled, place)
+    }
+
+    async fn settle(&self, id: &str, connected_at: Option<i64>) -> Option<Settled> {
         for _ in 0..POST_ATTEMPTS {
             let Ok(_permit) = self.permits.acquire().await else {
                 break;
@@ -240,7 +276,7 @@ impl Attempt {
                 break;
             }
             let sent = Instant::now();
-            let settled = match (self.post)(id.clone(), Arc::clone(&self.payload)).await {
+            let settled = match (self.post)(id.to_owned(), Arc::clone(&self.payload)).await {
                 Outcome::Delivered => Settled::Delivered,
                 // Within the grace its $connect may still be running.
                 Outcome::Gone
@@ -258,8 +294,8 @@ impl Attempt {
                     continue;
                 }
             };
-            return (id, Some(settled));
+            return Some(settled);
         }
-        (id, None)
+        None
     }
 }
