@@ -52,6 +52,13 @@ impl Function {
         panic!("the log never said {text:?}:\n{}", self.log())
     }
 
+    /// Ends the process at once with SIGKILL, as a Lambda instance ends when
+    /// it crashes or is recycled mid-invocation: nothing of it runs after.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

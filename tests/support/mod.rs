@@ -85,6 +85,20 @@ pub fn example(name: &str) -> std::path::PathBuf {
     {
         let mut build = std::process::Command::new(env!("CARGO"));
         build.args(["build", "--quiet", "-p", "lawcket", "--example", name]);
+        // Cargo sets these for the test (the package's), not for its own
+        // builds: a build script that reruns when one changes (ring's reads
+        // CARGO_MANIFEST_DIR and CARGO_PKG_*) would rebuild the dependency
+        // tree here, and again at the next `cargo build` in a shell.
+        for (var, _) in std::env::vars_os() {
+            let name = var.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || name == "CARGO_CRATE_NAME"
+                || name == "CARGO_PRIMARY_PACKAGE"
+            {
+                build.env_remove(&var);
+            }
+        }
         if dir.ends_with("release") {
             build.arg("--release");
         }

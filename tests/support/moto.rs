@@ -52,12 +52,10 @@ pub fn start() -> Moto {
     launch(&format!("\"{}\"", binary.display()), &binary, None)
 }
 
-/// moto's server with its DynamoDB closer to DynamoDB's under concurrent
-/// clients (support/moto_server.py): each DynamoDB request applied alone, and
-/// TransactWriteItems keeping and restoring only its own items (moto copies
-/// whole tables, which takes a quarter of a second per 10,000 items, and puts
-/// them back over other clients' writes when a transaction is cancelled). For
-/// tests where several processes write a large table at once.
+/// moto's server with each DynamoDB request applied alone, as DynamoDB applies
+/// a conditional write atomically (moto's threads can interleave between a
+/// condition's check and its write): support/moto_server.py. For tests where
+/// several processes write the same items at once.
 pub fn start_serialized() -> Moto {
     let binary = binary();
     // The interpreter of the environment moto_server was installed in.

@@ -1,7 +1,7 @@
 //! A Lambda Runtime API (the 2018-06-01 interface lambda_runtime speaks), served
 //! by the test: it hands out queued events and records what the function answers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +30,10 @@ struct Inner {
     answered: Notify,
     init_error: Mutex<Option<String>>,
     next_id: Mutex<u64>,
+    /// Invocations a function has taken (`/next`) and not answered yet.
+    taken: Mutex<HashSet<String>>,
+    /// Invocations nobody waits for any more: their answers are dropped.
+    abandoned: Mutex<HashSet<String>>,
 }
 
 pub struct RuntimeApi {
@@ -73,10 +77,41 @@ impl RuntimeApi {
     /// Queues a payload of any bytes (Lambda's are JSON; hostile ones need
     /// not be), waits for the function's answer (at most 30 s).
     pub async fn invoke_raw(&self, event: Vec<u8>) -> Outcome {
+        let patience = Duration::from_secs(30);
+        match self.invoke_raw_within(event, patience).await {
+            Some(outcome) => outcome,
+            None => panic!(
+                "the function did not answer an invocation within 30 s (init error: {:?})",
+                self.init_error()
+            ),
+        }
+    }
+
+    /// Queues `event`, waits at most `patience` for the function's answer;
+    /// `None` if none came (the function died, hangs, or is slower). The
+    /// invocation is then abandoned: taken off the queue if no function took
+    /// it yet, its answer dropped if one comes later.
+    pub async fn invoke_within(
+        &self,
+        event: serde_json::Value,
+        patience: Duration,
+    ) -> Option<Outcome> {
+        self.invoke_raw_within(event.to_string().into_bytes(), patience)
+            .await
+    }
+
+    async fn invoke_raw_within(&self, event: Vec<u8>, patience: Duration) -> Option<Outcome> {
         let id = {
             let mut next = self.inner.next_id.lock().unwrap();
             *next += 1;
             format!("req-{next}")
+        };
+        // Abandons the invocation unless it was answered, also when this
+        // future is dropped before that.
+        let mut pending = Pending {
+            inner: &self.inner,
+            id: &id,
+            answered: false,
         };
         self.inner
             .queue
@@ -94,13 +129,14 @@ impl RuntimeApi {
                 answered.await;
             }
         };
-        match tokio::time::timeout(Duration::from_secs(30), wait).await {
-            Ok(outcome) => outcome,
-            Err(_) => panic!(
-                "the function did not answer invocation {id} within 30 s (init error: {:?})",
-                self.init_error()
-            ),
-        }
+        let outcome = tokio::time::timeout(patience, wait).await.ok();
+        pending.answered = outcome.is_some();
+        outcome
+    }
+
+    /// Invocations a function has taken and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.inner.taken.lock().unwrap().len()
     }
 
     pub fn init_error(&self) -> Option<String> {
@@ -111,7 +147,9 @@ impl RuntimeApi {
 async fn next(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
     loop {
         let queued = inner.queued.notified();
-        if let Some((id, event)) = inner.queue.lock().unwrap().pop_front() {
+        let taken = inner.queue.lock().unwrap().pop_front();
+        if let Some((id, event)) = taken {
+            inner.taken.lock().unwrap().insert(id.clone());
             let mut headers = HeaderMap::new();
             let deadline = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -160,9 +198,36 @@ async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode 
 }
 
 fn record(inner: &Inner, id: String, outcome: Outcome) -> StatusCode {
+    inner.taken.lock().unwrap().remove(&id);
+    if inner.abandoned.lock().unwrap().remove(&id) {
+        return StatusCode::ACCEPTED;
+    }
     inner.outcomes.lock().unwrap().insert(id, outcome);
     inner.answered.notify_waiters();
     StatusCode::ACCEPTED
+}
+
+/// An invocation being waited for; abandoned when dropped unanswered.
+struct Pending<'a> {
+    inner: &'a Inner,
+    id: &'a str,
+    answered: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let inner = self.inner;
+        inner.queue.lock().unwrap().retain(|(id, _)| id != self.id);
+        // Taken by a function that may still answer (or has died): its
+        // answer, if any, is dropped.
+        if inner.taken.lock().unwrap().remove(self.id) {
+            inner.abandoned.lock().unwrap().insert(self.id.to_owned());
+        }
+        inner.outcomes.lock().unwrap().remove(self.id);
+    }
 }
 
 fn parse(body: &[u8]) -> serde_json::Value {
