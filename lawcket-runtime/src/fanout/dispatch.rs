@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::registry::{Registry, Selector};
@@ -65,12 +67,12 @@ where
         };
         let (id, payload, seq, send) = (&id, &payload, &seq, &send);
         async move {
-            let mut group = Group::default();
+            let mut group = Group::new();
             let mut chunk = Vec::with_capacity(batch_size);
             let mut connections = 0u64;
             let mut cursor = None;
             loop {
-                let (entries, next) = registry.page(&selector, cursor).await?;
+                let (entries, next) = group.drive(registry.page(&selector, cursor)).await??;
                 for entry in entries {
                     if Some(entry.connection_id.as_str()) == except {
                         continue;
@@ -92,7 +94,7 @@ where
                     .add(batch(id, seq, endpoint, payload, chunk), send)
                     .await?;
             }
-            group.flush(send).await?;
+            group.finish(send).await?;
             Ok::<u64, Error>(connections)
         }
     });
@@ -125,18 +127,31 @@ fn batch(
     .to_body()
 }
 
-/// Message bodies waiting to go out in one SendMessageBatch.
-#[derive(Default)]
-struct Group {
+/// SendMessageBatch calls in flight per reader: a Query (one reader) of a
+/// million connections is 1,000 calls, which one at a time would take most of
+/// the 29 s a WebSocket route has.
+const SENDS_IN_FLIGHT: usize = 4;
+
+/// Message bodies waiting to go out in one SendMessageBatch, and the calls
+/// sending earlier groups.
+struct Group<F> {
     bodies: Vec<String>,
     bytes: usize,
+    sending: FuturesUnordered<F>,
 }
 
-impl Group {
-    async fn add<S, F>(&mut self, body: String, send: &S) -> Result<(), Error>
+impl<F: Future<Output = Result<(), Error>>> Group<F> {
+    fn new() -> Self {
+        Group {
+            bodies: Vec::new(),
+            bytes: 0,
+            sending: FuturesUnordered::new(),
+        }
+    }
+
+    async fn add<S>(&mut self, body: String, send: &S) -> Result<(), Error>
     where
         S: Fn(Vec<String>) -> F,
-        F: Future<Output = Result<(), Error>>,
     {
         if self.bytes + body.len() > SEND_BATCH_LIMIT {
             self.flush(send).await?;
@@ -149,15 +164,45 @@ impl Group {
         Ok(())
     }
 
-    async fn flush<S, F>(&mut self, send: &S) -> Result<(), Error>
+    /// Starts sending the waiting bodies, once fewer than
+    /// [`SENDS_IN_FLIGHT`] calls are in flight.
+    async fn flush<S>(&mut self, send: &S) -> Result<(), Error>
     where
         S: Fn(Vec<String>) -> F,
-        F: Future<Output = Result<(), Error>>,
     {
         self.bytes = 0;
-        match self.bodies.is_empty() {
-            true => Ok(()),
-            false => send(std::mem::take(&mut self.bodies)).await,
+        if self.bodies.is_empty() {
+            return Ok(());
         }
+        while self.sending.len() >= SENDS_IN_FLIGHT {
+            if let Some(sent) = self.sending.next().await {
+                sent?;
+            }
+        }
+        self.sending.push(send(std::mem::take(&mut self.bodies)));
+        Ok(())
+    }
+
+    /// Runs `work` (reading the next page) while the calls in flight go on.
+    async fn drive<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Error> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                Some(sent) = self.sending.next(), if !self.sending.is_empty() => sent?,
+            }
+        }
+    }
+
+    /// Sends what is waiting and waits for every call.
+    async fn finish<S>(mut self, send: &S) -> Result<(), Error>
+    where
+        S: Fn(Vec<String>) -> F,
+    {
+        self.flush(send).await?;
+        while let Some(sent) = self.sending.next().await {
+            sent?;
+        }
+        Ok(())
     }
 }
