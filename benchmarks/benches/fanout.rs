@@ -220,7 +220,7 @@ impl Gateway {
         let i = index(&id);
         if !admitted {
             self.throttled.fetch_add(1, Ordering::Relaxed);
-            return PostOutcome::Retryable(lawcket_runtime::Error::Post {
+            return PostOutcome::Throttled(lawcket_runtime::Error::Post {
                 connection_id: id,
                 endpoint: ENDPOINT.into(),
                 message: "429 TooManyRequestsException".into(),

@@ -61,12 +61,11 @@ pub enum Outcome {
     Delivered,
     /// 410 Gone.
     Gone,
-    /// Not accepted, and safe to try again: throttled (429), a 5xx, or the
-    /// endpoint could not be reached. (A client with retries has already
-    /// retried it.)
-    Retryable(Error),
-    /// Failed for good, or perhaps delivered (no answer in time): not to be
-    /// tried again.
+    /// Throttled (429, `LimitExceededException`): not delivered, safe to
+    /// try again. (A client with retries has already retried it.)
+    Throttled(Error),
+    /// Failed, or perhaps delivered (a 5xx, a broken connection, no answer
+    /// in time): not to be tried again by lawcket's workers.
     Failed(Error),
 }
 
@@ -88,9 +87,9 @@ pub(crate) async fn post(
         Err(error) if is_gone(&error) => return Outcome::Gone,
         Err(error) => error,
     };
-    let status = error.raw_response().map(|r| r.status().as_u16());
-    let retryable = matches!(status, Some(429 | 500..=599))
-        || matches!(error, SdkError::DispatchFailure(_))
+    // Only a throttle proves the post was not delivered: after a 5xx or a
+    // request that failed in transit it may have been.
+    let throttled = error.raw_response().map(|r| r.status().as_u16()) == Some(429)
         || matches!(
             error.code(),
             Some("LimitExceededException" | "ThrottlingException")
@@ -114,8 +113,8 @@ pub(crate) async fn post(
         },
         source: Some(Box::new(management::Error::from(error))),
     };
-    match retryable {
-        true => Outcome::Retryable(error),
+    match throttled {
+        true => Outcome::Throttled(error),
         false => Outcome::Failed(error),
     }
 }

@@ -177,7 +177,7 @@ impl Publisher {
                     connection_id: connection_id.to_owned(),
                 })
             }
-            Outcome::Failed(error) | Outcome::Retryable(error) => Err(error),
+            Outcome::Failed(error) | Outcome::Throttled(error) => Err(error),
         }
     }
 
@@ -301,7 +301,7 @@ impl Publisher {
                     })
                 }
                 Outcome::Gone => report.released.push(id),
-                Outcome::Failed(error) | Outcome::Retryable(error) => report.failed.push(Failure {
+                Outcome::Failed(error) | Outcome::Throttled(error) => report.failed.push(Failure {
                     connection_id: id,
                     error,
                 }),

@@ -117,7 +117,7 @@ impl Endpoint {
 }
 
 fn throttled() -> Outcome {
-    Outcome::Retryable(Error::Config("429".into()))
+    Outcome::Throttled(Error::Config("429".into()))
 }
 
 fn worker() -> Worker {
@@ -417,4 +417,41 @@ async fn a_batch_never_has_more_than_its_bound_of_posts_started_and_unrecorded()
     let run = worker.run(&registry, batch, None, post);
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
     assert_eq!(*started.lock().unwrap(), worker::UNRECORDED_MAX);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_stops_before_its_deadline_and_the_next_delivery_posts_the_rest() {
+    let registry = registry(100, an_hour_ago()).await;
+    let (enqueued, mut batches) = dispatch_all(&registry, b"x", None).await;
+    let batch = batches.remove(0);
+    let again = Batch::from_body(&batch.to_body()).unwrap();
+    let endpoint = Endpoint::default();
+    // 5 posts a second: 100 need 20 s; the invocation has 12.
+    let slow = Worker::new(5.0, 8, Duration::from_secs(30));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    let finished = slow
+        .run(&registry, batch, Some(deadline), endpoint.post())
+        .await;
+    assert!(!finished.unwrap(), "left for the next delivery");
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "answered before Lambda's deadline"
+    );
+    let first = endpoint.delivered().len();
+    assert!(first > 0 && first < 100, "{first}");
+
+    assert!(worker()
+        .run(&registry, again, None, endpoint.post())
+        .await
+        .unwrap());
+    let delivered = endpoint.delivered();
+    let mut unique = delivered.clone();
+    unique.dedup();
+    assert_eq!(
+        (delivered.len(), unique.len()),
+        (100, 100),
+        "the rest, once"
+    );
+    let tally = registry.tally(&enqueued.id).await.unwrap().unwrap();
+    assert_eq!((tally.delivered, tally.batches_done), (100, 1));
 }

@@ -31,12 +31,16 @@ const FLUSH_EVERY: usize = 25;
 /// this many connections of each batch it held to be posted again. (Twice
 /// [`FLUSH_EVERY`]: posts go on while a full flush is being written.)
 pub(crate) const UNRECORDED_MAX: usize = 2 * FLUSH_EVERY;
-/// Attempts at a post that is throttled or answered 5xx before the batch
-/// is left for SQS to deliver again.
+/// Attempts at a throttled post before its batch is left for SQS to deliver
+/// again, where there is no deadline (the local gateway). On Lambda a
+/// throttled post is tried until the deadline nears.
 const POST_ATTEMPTS: u32 = 6;
-/// No post starts later than this before the invocation's deadline: the
-/// worker needs the time to record what it did and answer.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+/// No post starts later than this before the invocation's deadline.
+const START_MARGIN: Duration = Duration::from_secs(8);
+/// Posts still in flight this long before the deadline are given up (they
+/// may have been delivered: they count as a crash's would), so the worker
+/// has the time to record what it did and answer before Lambda stops it.
+const STOP_MARGIN: Duration = Duration::from_secs(4);
 
 /// A worker's shared state: its share of the budget, its bound on posts in
 /// flight, and the payload of the broadcast it last read from the ledger.
@@ -69,7 +73,8 @@ impl Worker {
         post: Post,
     ) -> Result<bool, Error> {
         let owner = new_id();
-        let (broadcast, seq) = (batch.broadcast.as_str(), batch.seq);
+        let (broadcast, seq) = (batch.broadcast.clone(), batch.seq);
+        let broadcast = broadcast.as_str();
         let lease_until = || now_ms() + self.lease.as_millis() as i64;
         let claim = registry
             .claim_batch(
@@ -81,7 +86,7 @@ impl Worker {
                 ledger_ttl(),
             )
             .await?;
-        let mut recorded = match claim {
+        let recorded = match claim {
             Claim::Mine(done) => done,
             // Finished by an attempt that may have died before counting it.
             Claim::Finished(done) => return count(registry, broadcast, seq, &done).await,
@@ -94,8 +99,43 @@ impl Worker {
                 return Ok(false);
             }
         };
+        let outcome = self
+            .work(registry, batch, &owner, recorded, deadline, post)
+            .await;
+        if outcome.is_err() {
+            // Give the lease up, so SQS's next delivery need not wait for it.
+            let nothing = Done::default();
+            let _ = registry
+                .record_progress(broadcast, seq, &owner, 0, &nothing)
+                .await;
+        }
+        outcome
+    }
+
+    /// Posts what `recorded` does not hold yet, records it, and finishes
+    /// the batch if nothing is left.
+    async fn work(
+        &self,
+        registry: &Registry,
+        batch: Batch,
+        owner: &str,
+        mut recorded: Done,
+        deadline: Option<Instant>,
+        post: Post,
+    ) -> Result<bool, Error> {
+        let (broadcast, seq) = (batch.broadcast.as_str(), batch.seq);
+        let lease_until = || now_ms() + self.lease.as_millis() as i64;
         let payload = self.payload(registry, &batch).await?;
-        let deadline = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+        let margin = |m: Duration| deadline.map(|d| d.checked_sub(m).unwrap_or(d));
+        let (start_by, stop_at) = (margin(START_MARGIN), margin(STOP_MARGIN));
+        if start_by.is_some_and(|d| d <= Instant::now()) {
+            tracing::warn!(
+                broadcast,
+                seq,
+                "the invocation has less than {START_MARGIN:?} left: no post starts; give the \
+                 function a longer timeout"
+            );
+        }
         let mut posts = JoinSet::new();
         let unrecorded = Arc::new(Semaphore::new(UNRECORDED_MAX));
         for (id, connected_at) in batch.connections {
@@ -108,7 +148,7 @@ impl Worker {
                 permits: Arc::clone(&self.permits),
                 post: Arc::clone(&post),
                 payload: Arc::clone(&payload),
-                deadline,
+                deadline: start_by,
             };
             // Tasks, so posts go on while progress is recorded.
             posts.spawn(attempt.run(id, connected_at));
@@ -149,10 +189,17 @@ impl Worker {
                         continue;
                     }
                 }
+                // Lambda is about to stop this invocation: what is in flight
+                // is given up, and the rest recorded.
+                _ = tokio::time::sleep_until(stop_at.unwrap_or_else(Instant::now)), if stop_at.is_some() => {
+                    unfinished += posts.len();
+                    posts.abort_all();
+                    break;
+                }
             }
             last_write = Instant::now();
             if !registry
-                .record_progress(broadcast, seq, &owner, lease_until(), &pending)
+                .record_progress(broadcast, seq, owner, lease_until(), &pending)
                 .await?
             {
                 tracing::warn!(
@@ -176,7 +223,7 @@ impl Worker {
             // The lease ends now: SQS's next delivery may take the batch at
             // once. (Whether or not it still held, the batch is unfinished.)
             registry
-                .record_progress(broadcast, seq, &owner, 0, &pending)
+                .record_progress(broadcast, seq, owner, 0, &pending)
                 .await?;
             return Ok(false);
         }
@@ -186,7 +233,7 @@ impl Worker {
             registry.release_many(&released).await?;
         }
         if !registry
-            .finish_batch(broadcast, seq, &owner, &pending, now_ms())
+            .finish_batch(broadcast, seq, owner, &pending, now_ms())
             .await?
         {
             return Ok(false); // another attempt took it over, and will count it
@@ -267,14 +314,20 @@ impl Attempt {
     }
 
     async fn settle(&self, id: &str, connected_at: Option<i64>) -> Option<Settled> {
-        for _ in 0..POST_ATTEMPTS {
-            let Ok(_permit) = self.permits.acquire().await else {
-                break;
+        let mut throttles = 0;
+        // With a deadline, a throttled post is tried until it nears; without
+        // one (the local gateway), a few times.
+        while self.deadline.is_some() || throttles < POST_ATTEMPTS {
+            // No post starts past the deadline, however long its turn takes.
+            let turn = async {
+                let permit = self.permits.acquire().await.ok()?;
+                self.pacer.acquire().await;
+                Some(permit)
             };
-            self.pacer.acquire().await;
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
+            let _permit = match self.deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, turn).await.ok()??,
+                None => turn.await?,
+            };
             let sent = Instant::now();
             let settled = match (self.post)(id.to_owned(), Arc::clone(&self.payload)).await {
                 Outcome::Delivered => Settled::Delivered,
@@ -289,8 +342,9 @@ impl Attempt {
                     tracing::warn!(connection_id = id, error = %chain(&error), "post failed");
                     Settled::Failed
                 }
-                Outcome::Retryable(_) => {
+                Outcome::Throttled(_) => {
                     self.pacer.throttled(sent);
+                    throttles += 1;
                     continue;
                 }
             };
