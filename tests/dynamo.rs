@@ -199,7 +199,8 @@ async fn the_conditional_update_never_resurrects_a_released_connection() {
 
 /// The fan-out's ledger in a real table: a broadcast's records are no
 /// connections, a batch delivered twice posts and counts once, the gone are
-/// released, and `Publisher::report` reads the counts.
+/// released, a large payload is read from the ledger, and
+/// `Publisher::report` reads the counts (summed over the tally's shards).
 #[tokio::test]
 async fn the_fanout_ledger_counts_each_batch_once() {
     use lawcket_runtime::test_util::{
@@ -229,7 +230,8 @@ async fn the_fanout_ledger_counts_each_batch_once() {
     }
     let bodies = Mutex::new(Vec::new());
     let (id, connections, batches) =
-        fanout_dispatch(&registry, "http://127.0.0.1:9/prod", b"hi", 100, |group| {
+        // Over 32 KiB: stored once in the ledger, read by the worker.
+        fanout_dispatch(&registry, "http://127.0.0.1:9/prod", &[b'x'; 40 * 1024], 100, |group| {
             bodies.lock().unwrap().extend(group);
             async { Ok(()) }
         })
@@ -241,8 +243,9 @@ async fn the_fanout_ledger_counts_each_batch_once() {
 
     let posts = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&posts);
-    let post: lawcket_runtime::test_util::FanoutPost = Arc::new(move |id: String, _| {
+    let post: lawcket_runtime::test_util::FanoutPost = Arc::new(move |id: String, payload| {
         let recorder = Arc::clone(&recorder);
+        assert_eq!(payload.len(), 40 * 1024, "the stored payload");
         Box::pin(async move {
             if id == "c003" {
                 return PostOutcome::Gone;

@@ -14,7 +14,8 @@ use super::ledger::*;
 use crate::error::Error;
 
 impl Dynamo {
-    /// Records a new broadcast, with its payload when it travels by pointer.
+    /// Records a new broadcast (and its payload, in an item of its own, when
+    /// it travels by pointer). A retry of a write that had landed is no error.
     pub(super) async fn open_broadcast(
         &self,
         broadcast: &str,
@@ -22,24 +23,33 @@ impl Dynamo {
         now_ms: i64,
         ttl: i64,
     ) -> Result<(), Error> {
-        let key = broadcast_key(broadcast);
-        let d = self;
-        let request = d
+        if let Some(bytes) = payload {
+            self.client()
+                .put_item()
+                .table_name(self.table())
+                .item(CONNECTION_ID, s(payload_key(broadcast)))
+                .item(PAYLOAD, AttributeValue::B(bytes.to_vec().into()))
+                .item(TTL, n(ttl))
+                .send()
+                .await
+                .map_err(|e| self.error("PutItem", e))?;
+        }
+        let request = self
             .client()
             .put_item()
-            .table_name(d.table())
-            .item(CONNECTION_ID, s(key))
+            .table_name(self.table())
+            .item(CONNECTION_ID, s(broadcast_key(broadcast)))
             .item(CREATED, n(now_ms))
             .item(TTL, n(ttl))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", CONNECTION_ID);
-        let request = match payload {
-            Some(bytes) => request.item(PAYLOAD, AttributeValue::B(bytes.to_vec().into())),
-            None => request,
-        };
-        match d.conditional("PutItem", request.send().await)? {
-            true => Ok(()),
-            false => Err(Error::Config(format!(
+        if self.conditional("PutItem", request.send().await)? {
+            return Ok(());
+        }
+        // Taken: by this very write, retried by the SDK after it landed?
+        match self.get(&broadcast_key(broadcast)).await?.get(CREATED) {
+            Some(AttributeValue::N(at)) if *at == now_ms.to_string() => Ok(()),
+            _ => Err(Error::Config(format!(
                 "broadcast id {broadcast} is already taken; ids are random, so this is a bug"
             ))),
         }
@@ -53,12 +63,10 @@ impl Dynamo {
         batches: u64,
         connections: u64,
     ) -> Result<(), Error> {
-        let key = broadcast_key(broadcast);
-        let d = self;
-        d.client()
+        self.client()
             .update_item()
-            .table_name(d.table())
-            .key(CONNECTION_ID, s(key))
+            .table_name(self.table())
+            .key(CONNECTION_ID, s(broadcast_key(broadcast)))
             .update_expression("SET #batches = :batches, #connections = :connections")
             .expression_attribute_names("#batches", BATCHES)
             .expression_attribute_names("#connections", CONNECTIONS)
@@ -66,7 +74,7 @@ impl Dynamo {
             .expression_attribute_values(":connections", n(connections))
             .send()
             .await
-            .map_err(|e| d.error("UpdateItem", e))?;
+            .map_err(|e| self.error("UpdateItem", e))?;
         Ok(())
     }
 
@@ -75,60 +83,58 @@ impl Dynamo {
         &self,
         broadcast: &str,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let key = broadcast_key(broadcast);
-        let d = self;
-        let out = d
-            .client()
-            .get_item()
-            .table_name(d.table())
-            .key(CONNECTION_ID, s(key))
-            .consistent_read(true)
-            .projection_expression("#payload")
-            .expression_attribute_names("#payload", PAYLOAD)
-            .send()
-            .await
-            .map_err(|e| d.error("GetItem", e))?;
-        match out.item.and_then(|mut item| item.remove(PAYLOAD)) {
+        match self.get(&payload_key(broadcast)).await?.remove(PAYLOAD) {
             Some(AttributeValue::B(blob)) => Ok(Some(blob.into_inner())),
             _ => Ok(None),
         }
     }
 
-    /// What the broadcast has done so far; `None` if there is no such
-    /// broadcast (or its record has been reaped).
+    /// What the broadcast has done so far, summed over its tally's shards;
+    /// `None` if there is no such broadcast (or its record has been reaped).
     pub(super) async fn tally(&self, broadcast: &str) -> Result<Option<Tally>, Error> {
         let key = broadcast_key(broadcast);
-        let d = self;
-        let out = d
+        let record = self.get(&key);
+        let shards = (0..TALLY_SHARDS).map(|shard| self.get_shard(broadcast, shard));
+        let (record, shards) = tokio::join!(record, futures_util::future::join_all(shards));
+        let record = record?;
+        if record.is_empty() {
+            return Ok(None);
+        }
+        let mut tally = Tally {
+            batches: number(&record, BATCHES),
+            connections: number(&record, CONNECTIONS),
+            ..Tally::default()
+        };
+        for shard in shards {
+            let shard = shard?;
+            tally.delivered += number(&shard, DELIVERED).unwrap_or(0);
+            tally.released += number(&shard, RELEASED).unwrap_or(0);
+            tally.failed += number(&shard, FAILED).unwrap_or(0);
+            tally.batches_done += number(&shard, BATCHES_DONE).unwrap_or(0);
+        }
+        Ok(Some(tally))
+    }
+
+    async fn get_shard(
+        &self,
+        broadcast: &str,
+        shard: u64,
+    ) -> Result<HashMap<String, AttributeValue>, Error> {
+        self.get(&tally_key(broadcast, shard)).await
+    }
+
+    /// An item read consistently; empty if there is none.
+    async fn get(&self, key: &str) -> Result<HashMap<String, AttributeValue>, Error> {
+        let out = self
             .client()
             .get_item()
-            .table_name(d.table())
+            .table_name(self.table())
             .key(CONNECTION_ID, s(key))
             .consistent_read(true)
-            .projection_expression("#d, #r, #f, #bd, #b, #c")
-            .expression_attribute_names("#d", DELIVERED)
-            .expression_attribute_names("#r", RELEASED)
-            .expression_attribute_names("#f", FAILED)
-            .expression_attribute_names("#bd", BATCHES_DONE)
-            .expression_attribute_names("#b", BATCHES)
-            .expression_attribute_names("#c", CONNECTIONS)
             .send()
             .await
-            .map_err(|e| d.error("GetItem", e))?;
-        Ok(out.item.map(|item| {
-            let number = |name: &str| match item.get(name) {
-                Some(AttributeValue::N(v)) => v.parse().ok(),
-                _ => None,
-            };
-            Tally {
-                delivered: number(DELIVERED).unwrap_or(0),
-                released: number(RELEASED).unwrap_or(0),
-                failed: number(FAILED).unwrap_or(0),
-                batches_done: number(BATCHES_DONE).unwrap_or(0),
-                batches: number(BATCHES),
-                connections: number(CONNECTIONS),
-            }
-        }))
+            .map_err(|e| self.error("GetItem", e))?;
+        Ok(out.item.unwrap_or_default())
     }
 
     /// Takes batch `seq` of `broadcast` for the attempt `owner` until
@@ -169,20 +175,13 @@ impl Dynamo {
         match result {
             Ok(out) => Ok(Claim::Mine(done(out.attributes.unwrap_or_default()))),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                let item = self
-                    .client()
-                    .get_item()
-                    .table_name(self.table())
-                    .key(CONNECTION_ID, s(key))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| self.error("GetItem", e))?
-                    .item
-                    .unwrap_or_default();
-                match item.contains_key(FINISHED) {
-                    true => Ok(Claim::Finished(done(item))),
-                    false => Ok(Claim::Busy),
+                let item = self.get(&key).await?;
+                let mine = matches!(item.get(OWNER), Some(AttributeValue::S(o)) if o == owner);
+                match (item.contains_key(FINISHED), mine) {
+                    (true, _) => Ok(Claim::Finished(done(item))),
+                    // This very claim, retried by the SDK after it landed.
+                    (false, true) => Ok(Claim::Mine(done(item))),
+                    (false, false) => Ok(Claim::Busy),
                 }
             }
             Err(e) => Err(self.error("UpdateItem", e)),
@@ -219,7 +218,13 @@ impl Dynamo {
         let request = self
             .batch_update(broadcast, seq, owner, done, "SET #finished = :now")
             .expression_attribute_values(":now", n(now_ms));
-        self.conditional("UpdateItem", request.send().await)
+        if self.conditional("UpdateItem", request.send().await)? {
+            return Ok(true);
+        }
+        // Finished by this very write, retried by the SDK after it landed?
+        let item = self.get(&batch_key(broadcast, seq)).await?;
+        let mine = matches!(item.get(OWNER), Some(AttributeValue::S(o)) if o == owner);
+        Ok(mine && item.contains_key(FINISHED))
     }
 
     /// Adds a finished batch's `counts` (delivered, released, failed) to the
@@ -237,8 +242,9 @@ impl Dynamo {
             .client()
             .update_item()
             .table_name(self.table())
-            .key(CONNECTION_ID, s(broadcast_key(broadcast)))
-            // Were the record reaped, this recreates it: reaped again.
+            // One of the tally's shards: a hot item takes at most 1,000
+            // writes a second, and each write costs the item's size.
+            .key(CONNECTION_ID, s(tally_key(broadcast, seq % TALLY_SHARDS)))
             .update_expression(
                 "SET #ttl = if_not_exists(#ttl, :ttl) \
                  ADD #d :d, #r :r, #f :f, #bd :one, #counted :seqs",
@@ -297,6 +303,14 @@ impl Dynamo {
             false => format!("{set} ADD {}", additions.join(", ")),
         };
         request.update_expression(expression)
+    }
+}
+
+/// A number attribute of `item`.
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
     }
 }
 

@@ -15,19 +15,26 @@ use std::sync::Mutex;
 /// The key prefix of every ledger record.
 pub(super) const PREFIX: &str = "lawcket#fanout#";
 
-pub(super) const OWNER: &str = "owner";
-pub(super) const LEASE: &str = "leaseUntil";
-pub(super) const FINISHED: &str = "finishedAt";
-pub(super) const DELIVERED: &str = "delivered";
-pub(super) const RELEASED: &str = "released";
-pub(super) const FAILED: &str = "failed";
-pub(super) const BATCHES_DONE: &str = "batchesDone";
-pub(super) const BATCHES: &str = "batches";
-pub(super) const CONNECTIONS: &str = "connections";
-pub(super) const PAYLOAD: &str = "payload";
-pub(super) const CREATED: &str = "createdAt";
-/// The numbers of the batches a tally counts.
-pub(super) const COUNTED: &str = "countedBatches";
+// Every attribute the ledger writes (but the table's `ttl`) starts with
+// `lawcket_`, so none meets a sync field or an index of the user's.
+pub(super) const OWNER: &str = "lawcket_owner";
+pub(super) const LEASE: &str = "lawcket_leaseUntil";
+pub(super) const FINISHED: &str = "lawcket_finishedAt";
+pub(super) const DELIVERED: &str = "lawcket_delivered";
+pub(super) const RELEASED: &str = "lawcket_released";
+pub(super) const FAILED: &str = "lawcket_failed";
+pub(super) const BATCHES_DONE: &str = "lawcket_batchesDone";
+pub(super) const BATCHES: &str = "lawcket_batches";
+pub(super) const CONNECTIONS: &str = "lawcket_connections";
+pub(super) const PAYLOAD: &str = "lawcket_payload";
+pub(super) const CREATED: &str = "lawcket_createdAt";
+/// The numbers of the batches a tally shard counts.
+pub(super) const COUNTED: &str = "lawcket_countedBatches";
+
+/// Items a broadcast's tally is spread over (batch `seq` counts in shard
+/// `seq % TALLY_SHARDS`): one item takes at most 1,000 writes a second, each
+/// costing its size, and holds 400 KB of counted batch numbers.
+pub(super) const TALLY_SHARDS: u64 = 16;
 
 pub(super) fn broadcast_key(broadcast: &str) -> String {
     format!("{PREFIX}{broadcast}")
@@ -35,6 +42,14 @@ pub(super) fn broadcast_key(broadcast: &str) -> String {
 
 pub(super) fn batch_key(broadcast: &str, seq: u64) -> String {
     format!("{PREFIX}{broadcast}#{seq}")
+}
+
+pub(super) fn payload_key(broadcast: &str) -> String {
+    format!("{PREFIX}{broadcast}#payload")
+}
+
+pub(super) fn tally_key(broadcast: &str, shard: u64) -> String {
+    format!("{PREFIX}{broadcast}#tally#{shard}")
 }
 
 /// What a broadcast has done so far, as its record holds it.
