@@ -71,6 +71,24 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A fan-out dispatch failed part-way (feature `fanout`). The batches it
+    /// had already enqueued will be posted: read
+    /// [`Publisher::report`](crate::Publisher) with `broadcast` before
+    /// dispatching again, or those connections get the message twice.
+    #[error(
+        "dispatching broadcast {broadcast} failed after {batches} of its batches were cut; \
+         those already enqueued will be posted, so read its report before dispatching again"
+    )]
+    Dispatch {
+        /// The broadcast's id.
+        broadcast: String,
+        /// Batches cut so far (some may not have been enqueued).
+        batches: u64,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A DynamoDB call on the connections table failed.
     ///
     /// `source` is the SDK's error, converted to `aws_sdk_dynamodb::Error`, so
@@ -185,6 +203,7 @@ impl Error {
             Error::Serialize(_) => "Serialize",
             Error::Registry { .. } => "Registry",
             Error::Queue { .. } => "Queue",
+            Error::Dispatch { .. } => "Dispatch",
             Error::Gone { .. } => "Gone",
             Error::Released { .. } => "Released",
             Error::Post { .. } => "Post",

@@ -378,7 +378,9 @@ mod sqs_tests {
             {"messageId": "m1", "receiptHandle": "r", "body": "not json", "eventSource": "aws:sqs",
              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}},
             {"messageId": "m2", "body": "{\"lawcket\": \"fanout/9\"}", "eventSource": "aws:sqs"},
-            {"messageId": "m3", "body": "{}", "eventSource": "aws:kinesis"}
+            {"messageId": "m3", "body": "{}", "eventSource": "aws:kinesis"},
+            {"messageId": "m4", "eventSource": "aws:sqs", "body":
+             "{\"lawcket\": \"fanout/1\", \"broadcast\": \"b\", \"at\": 1, \"seq\": 0, \"endpoint\": \"https://evil.example.com/prod\", \"connections\": [[\"c\", null]]}"}
         ]}"#;
         let answer = failures(run_bytes(&pipeline, event).await.unwrap());
         assert_eq!(
@@ -386,7 +388,8 @@ mod sqs_tests {
             serde_json::json!([
                 { "itemIdentifier": "m1" },
                 { "itemIdentifier": "m2" },
-                { "itemIdentifier": "m3" }
+                { "itemIdentifier": "m3" },
+                { "itemIdentifier": "m4" }
             ])
         );
     }

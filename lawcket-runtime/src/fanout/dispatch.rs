@@ -54,8 +54,9 @@ where
     // The connection ids take the other half of the message.
     let inline = encoded.len() <= INLINE_LIMIT / 2;
     let stored = (!inline).then_some(data);
+    let at = now_ms();
     registry
-        .open_broadcast(&id, stored, now_ms(), ledger_ttl())
+        .open_broadcast(&id, stored, at, ledger_ttl())
         .await?;
     let payload = inline.then_some(encoded);
     let seq = AtomicU64::new(0);
@@ -80,7 +81,8 @@ where
                     connections += 1;
                     chunk.push((entry.connection_id, entry.connected_at));
                     if chunk.len() == batch_size {
-                        let batch = batch(id, seq, endpoint, payload, std::mem::take(&mut chunk));
+                        let batch =
+                            batch((id, at), seq, endpoint, payload, std::mem::take(&mut chunk));
                         group.add(batch, send).await?;
                     }
                 }
@@ -91,17 +93,30 @@ where
             }
             if !chunk.is_empty() {
                 group
-                    .add(batch(id, seq, endpoint, payload, chunk), send)
+                    .add(batch((id, at), seq, endpoint, payload, chunk), send)
                     .await?;
             }
             group.finish(send).await?;
             Ok::<u64, Error>(connections)
         }
     });
-    let counts = futures_util::future::try_join_all(readers).await?;
-    let connections = counts.iter().sum();
-    let batches = seq.load(Ordering::Relaxed);
-    registry.close_broadcast(&id, batches, connections).await?;
+    let read = async {
+        let counts = futures_util::future::try_join_all(readers).await?;
+        let connections = counts.iter().sum();
+        let batches = seq.load(Ordering::Relaxed);
+        registry.close_broadcast(&id, batches, connections).await?;
+        Ok((batches, connections))
+    };
+    let (batches, connections) = read.await.map_err(|source: Error| {
+        match seq.load(Ordering::Relaxed) {
+            0 => source, // nothing was enqueued
+            batches => Error::Dispatch {
+                broadcast: id.clone(),
+                batches,
+                source: Box::new(source),
+            },
+        }
+    })?;
     Ok(Enqueued {
         id,
         connections,
@@ -110,7 +125,7 @@ where
 }
 
 fn batch(
-    id: &str,
+    (id, at): (&str, i64),
     seq: &AtomicU64,
     endpoint: &str,
     payload: &Option<String>,
@@ -119,6 +134,7 @@ fn batch(
     Batch {
         lawcket: Fanout::V1,
         broadcast: id.to_owned(),
+        at,
         seq: seq.fetch_add(1, Ordering::Relaxed),
         endpoint: endpoint.to_owned(),
         payload: payload.clone(),

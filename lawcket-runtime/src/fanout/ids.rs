@@ -8,7 +8,7 @@ use crate::clock::{now_ms, now_secs};
 
 /// How long ledger records are kept: past SQS's longest retention (14 days),
 /// so a batch redriven from the dead-letter queue still finds its record.
-const LEDGER_DAYS: i64 = 15;
+pub(crate) const LEDGER_DAYS: i64 = 15;
 
 /// An id unique across processes: the time, and 64 random bits from the
 /// standard library's per-process random hasher keys and a counter.

@@ -29,6 +29,8 @@ pub struct Batch {
     pub(crate) lawcket: Fanout,
     /// The broadcast's id.
     pub(crate) broadcast: String,
+    /// When it was dispatched, epoch ms: its ledger records live 15 days.
+    pub(crate) at: i64,
     /// The batch's number within the broadcast, from 0.
     pub(crate) seq: u64,
     /// The management endpoint the posts go to.

@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_apigatewaymanagement as management;
 
+use crate::connection::{is_domain_name, is_stage};
+use crate::endpoint::{override_from_env, ENDPOINT_ENV};
 use crate::env;
 use crate::error::{chain, Error};
 use crate::registry::{Registry, Selector};
@@ -87,7 +89,17 @@ impl Settings {
                 .unwrap_or(DEFAULT_CONCURRENCY),
             batch: env::count("LAWCKET_FANOUT_BATCH", 1, 1_000)?.unwrap_or(DEFAULT_BATCH),
             segments: env::count("LAWCKET_FANOUT_SEGMENTS", 1, 1_000)?.unwrap_or(DEFAULT_SEGMENTS),
-            lease: env::seconds("LAWCKET_FANOUT_LEASE")?.unwrap_or(DEFAULT_LEASE),
+            lease: match env::seconds("LAWCKET_FANOUT_LEASE")? {
+                Some(lease) if lease < Duration::from_secs(1) => {
+                    return Err(Error::Env {
+                        var: "LAWCKET_FANOUT_LEASE".into(),
+                        problem: "at least 1 second: a lease shorter than a ledger write \
+                                  lets a live attempt's batch be taken over"
+                            .into(),
+                    })
+                }
+                lease => lease.unwrap_or(DEFAULT_LEASE),
+            },
         })
     }
 }
@@ -109,6 +121,25 @@ where
 {
     let cut = Cut { batch, segments: 1 };
     dispatch::dispatch(registry, selector, None, endpoint, data, cut, send).await
+}
+
+/// Whether a batch's endpoint is one lawcket's dispatcher could have put in
+/// it: API Gateway's own, or the configured override. Workers sign their
+/// posts, so they send them nowhere else, whatever a message says.
+fn trusted_endpoint(endpoint: &str) -> bool {
+    if override_from_env().is_some_and(|o| o == endpoint) {
+        return true;
+    }
+    let Some((host, stage)) = endpoint
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    is_domain_name(host)
+        && host.contains(".execute-api.")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+        && is_stage(stage)
 }
 
 /// A process's fan-out: the queue, and the worker its invocations share.
@@ -221,6 +252,18 @@ impl Fanout {
         let runs = records.into_iter().map(|record| async move {
             let outcome = match record.event_source.as_deref() {
                 Some("aws:sqs") | None => match Batch::from_body(&record.body) {
+                    // In process, batches come from this process's own dispatcher.
+                    Ok(batch)
+                        if self.in_process.get().is_none()
+                            && !trusted_endpoint(&batch.endpoint) =>
+                    {
+                        Err(Error::MalformedEvent(format!(
+                            "a batch for the endpoint {:?}, which is neither API Gateway's \
+                             (https://{{api-id}}.execute-api.{{region}}.amazonaws.com/{{stage}}) \
+                             nor {ENDPOINT_ENV}; not posted",
+                            batch.endpoint
+                        )))
+                    }
                     Ok(batch) => {
                         let post = self.post(&batch.endpoint);
                         self.worker.run(registry, batch, deadline, post).await

@@ -455,3 +455,63 @@ async fn a_worker_stops_before_its_deadline_and_the_next_delivery_posts_the_rest
     let tally = registry.tally(&enqueued.id).await.unwrap().unwrap();
     assert_eq!((tally.delivered, tally.batches_done), (100, 1));
 }
+
+#[tokio::test]
+async fn a_dispatch_that_fails_part_way_names_its_broadcast() {
+    let registry = registry(250, an_hour_ago()).await;
+    let calls = Mutex::new(0);
+    let cut = dispatch::Cut {
+        batch: 10,
+        segments: 1,
+    };
+    let error = dispatch::dispatch(
+        &registry,
+        Selector::default(),
+        None,
+        ENDPOINT,
+        b"x",
+        cut,
+        |_| {
+            let mut calls = calls.lock().unwrap();
+            *calls += 1;
+            let call = *calls;
+            async move {
+                match call {
+                    1 => Ok(()),
+                    _ => Err(Error::Config("SQS is down".into())),
+                }
+            }
+        },
+    )
+    .await
+    .unwrap_err();
+    let Error::Dispatch {
+        broadcast, batches, ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert!(*batches >= 10, "{batches}");
+    assert!(error.to_string().contains(broadcast.as_str()), "{error}");
+    // Its record is there to read, unfinished.
+    let tally = registry.tally(broadcast).await.unwrap().unwrap();
+    assert_eq!(tally.batches, None);
+}
+
+#[test]
+fn workers_post_only_to_api_gateway_s_endpoints() {
+    assert!(trusted_endpoint(ENDPOINT));
+    assert!(trusted_endpoint(
+        "https://abc.execute-api.cn-north-1.amazonaws.com.cn/v1"
+    ));
+    for forged in [
+        "https://evil.example.com/prod",
+        "http://abc.execute-api.us-east-1.amazonaws.com/prod",
+        "https://abc.execute-api.us-east-1.amazonaws.com.evil.example/prod",
+        "https://abc.execute-api.us-east-1.amazonaws.com/prod/../x",
+        "https://user@abc.execute-api.us-east-1.amazonaws.com/prod",
+        "https://abc.execute-api.us-east-1.amazonaws.com",
+    ] {
+        assert!(!trusted_endpoint(forged), "{forged}");
+    }
+}

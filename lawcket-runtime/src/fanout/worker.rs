@@ -16,7 +16,7 @@ use crate::limits::CONNECTING_GRACE_MS;
 use crate::management::Outcome;
 use crate::registry::{Claim, Done, Registry};
 
-use super::ids::{ledger_ttl, new_id};
+use super::ids::{ledger_ttl, new_id, LEDGER_DAYS};
 use super::message::Batch;
 use super::pacer::Pacer;
 
@@ -72,6 +72,16 @@ impl Worker {
         deadline: Option<Instant>,
         post: Post,
     ) -> Result<bool, Error> {
+        // A message redriven from the dead-letter queue can come after the
+        // ledger's records are reaped; posting it then would post twice.
+        let age_days = (now_ms() - batch.at) / 86_400_000;
+        if age_days >= LEDGER_DAYS - 1 {
+            return Err(Error::Config(format!(
+                "batch {} of broadcast {} was dispatched {age_days} days ago; its ledger \
+                 records are kept {LEDGER_DAYS} days, so it is not posted (it could post twice)",
+                batch.seq, batch.broadcast
+            )));
+        }
         let owner = new_id();
         let (broadcast, seq) = (batch.broadcast.clone(), batch.seq);
         let broadcast = broadcast.as_str();
