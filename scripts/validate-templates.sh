@@ -143,7 +143,7 @@ DYNAMO_ACTIONS = {
 # sqs:SendMessage; the event source mapping polls with the function's role.
 SQS_ACTIONS = {
     "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
-    "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
 }
 FANOUT_ENV = ("LAWCKET_FANOUT_QUEUE", "LAWCKET_FANOUT_RATE", "LAWCKET_FANOUT_WORKERS")
 # SQS's maximum retention (14 days), on the queue and its DLQ.
