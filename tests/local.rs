@@ -441,7 +441,6 @@ async fn broadcast_reaches_exactly_the_clients_of_one_channel() {
 /// once; its report counts them.
 #[tokio::test]
 async fn the_announce_example_fans_out_locally_without_a_queue() {
-    use futures_util::StreamExt;
     let port = support::free_port();
     let log = std::env::temp_dir().join(format!("lawcket-announce-{port}.log"));
     let file = std::fs::File::create(&log).unwrap();
@@ -500,6 +499,13 @@ async fn the_announce_example_fans_out_locally_without_a_queue() {
 
     let id = dispatched["broadcast"].as_str().unwrap();
     let ask = format!(r#"{{"action":"report","broadcast":"{id}"}}"#);
+    let finished = serde_json::json!({
+        "delivered": 5, "released": 0, "failed": 0,
+        "batches_done": 3, "batches": 3, "connections": 5
+    });
+    // Until every batch is finished (a failure bound, not a measurement:
+    // it takes milliseconds).
+    let mut tries = 0;
     let report = loop {
         clients[1].send(Message::text(ask.clone())).await.unwrap();
         let value = next_json(&mut clients[1], &log).await;
@@ -507,19 +513,31 @@ async fn the_announce_example_fans_out_locally_without_a_queue() {
         if value["report"]["batches_done"] == 3 {
             break value["report"].clone();
         }
+        tries += 1;
+        assert!(
+            tries < 100,
+            "the broadcast was not finished after {tries} reports (the last: {value}); log:\n{}",
+            read_log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(
-        report,
-        serde_json::json!({
-            "delivered": 5, "released": 0, "failed": 0,
-            "batches_done": 3, "batches": 3, "connections": 5
-        })
-    );
-    // Exactly once: nothing more arrives.
-    for client in &mut clients {
-        let more = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
-        assert!(more.is_err(), "a second message: {more:?}");
+    assert_eq!(report, finished);
+    // Exactly once: each client's next message is the report it asks for
+    // now. A second announcement to it would come before: every post of a
+    // batch is made before the batch is recorded finished, and the report
+    // said all were.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(Message::text(ask.clone())).await.unwrap();
+        let value = next_json(client, &log).await;
+        assert_eq!(
+            value["type"],
+            "report",
+            "client {i} received {value} after the broadcast was finished, not its report; \
+             log:\n{}",
+            read_log()
+        );
+        assert_eq!(value["broadcast"], id, "{value}");
+        assert_eq!(value["report"], finished, "client {i}: {value}");
     }
 }
 

@@ -8,6 +8,13 @@
 //! nothing, and SQS delivers the messages again once their visibility
 //! timeout runs out.
 //!
+//! With [`Duplicates`] it also delivers some messages twice, as a standard
+//! queue's at-least-once delivery may: to another instance at the same time,
+//! or again after the first delivery was answered as done and before the
+//! message is deleted. A message is deleted once a delivery answered it as
+//! done (unless a later one answered it as failed); one no delivery answered
+//! as done stays in the queue.
+//!
 //! It needs aws-sdk-sqs, which only the root crate's tests have, so it is
 //! not in `support/mod.rs` (the benchmarks include that too): a test takes
 //! it with `#[path = "support/sqs_mapping.rs"] mod sqs_mapping;` beside
@@ -96,12 +103,32 @@ impl Queue {
     }
 }
 
+/// SQS's at-least-once delivery, emulated: a standard queue may hand a
+/// message to two consumers at once, or again after it was processed and
+/// before it was deleted ("Amazon SQS at-least-once delivery"). Lambda then
+/// invokes another instance with it. The poller hands these second
+/// deliveries to an instance of their own, so one is never queued behind the
+/// poller's own invocation: the two attempts really run at once.
+#[derive(Clone)]
+pub struct Duplicates {
+    /// The instance that receives the second deliveries.
+    pub runtime: Arc<RuntimeApi>,
+    /// Every `concurrent_every`th message the poller receives (counted over
+    /// its life) is also delivered to `runtime`, at the same time as to the
+    /// poller's own instance. 0: never.
+    pub concurrent_every: usize,
+    /// Every `after_every`th message received, once answered as done and
+    /// before it is deleted, is delivered to `runtime` again. 0: never.
+    pub after_every: usize,
+}
+
 /// What a poller has done.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Invocations of the function.
+    /// Invocations of the function (a second delivery's too).
     pub invocations: AtomicUsize,
-    /// Messages delivered to it (with redeliveries).
+    /// Messages received from the queue (with SQS's redeliveries after the
+    /// visibility timeout; not counting the duplicates below).
     pub records: AtomicUsize,
     /// Entries of `batchItemFailures` it answered.
     pub item_failures: AtomicUsize,
@@ -114,6 +141,17 @@ pub struct Stats {
     /// Answers Lambda would read as the whole batch failed (not a batch
     /// response, or an item identifier that is no message of the batch).
     pub invalid_answers: AtomicUsize,
+    /// Messages delivered twice at once ([`Duplicates::concurrent_every`]).
+    pub concurrent_duplicates: AtomicUsize,
+    /// Of those, the ones one of the two deliveries (or both) answered as
+    /// failed: the other attempt held the batch.
+    pub concurrent_refused: AtomicUsize,
+    /// Messages delivered again after they were answered as done
+    /// ([`Duplicates::after_every`]).
+    pub late_duplicates: AtomicUsize,
+    /// Of those, the ones not answered as done the second time (a finished
+    /// batch must be: these are kept in the queue, as SQS would).
+    pub late_refused: AtomicUsize,
     /// The bodies of the messages of the invocation in flight, if any.
     pub in_flight: Mutex<Option<Vec<String>>>,
     /// Every message delivered, by message id: its body.
@@ -135,6 +173,10 @@ pub struct Invocation {
     pub outcome: &'static str,
     /// The message ids answered as failed.
     pub failed: Vec<String>,
+    /// `received` (the poller's own invocation), `duplicate` (a second
+    /// delivery at the same time) or `late duplicate` (a second delivery
+    /// after the first was answered as done).
+    pub delivery: &'static str,
 }
 
 impl Stats {
@@ -143,7 +185,8 @@ impl Stats {
         let problems = self.problems.lock().unwrap();
         format!(
             "{} invocations, {} records, {} item failures, {} deleted, {} function errors, \
-             {} without answer, {} invalid answers; problems: {:?}",
+             {} without answer, {} invalid answers, {} delivered twice at once ({} of them \
+             refused by one), {} delivered again when done ({} of them refused); problems: {:?}",
             n(&self.invocations),
             n(&self.records),
             n(&self.item_failures),
@@ -151,6 +194,10 @@ impl Stats {
             n(&self.function_errors),
             n(&self.no_answer),
             n(&self.invalid_answers),
+            n(&self.concurrent_duplicates),
+            n(&self.concurrent_refused),
+            n(&self.late_duplicates),
+            n(&self.late_refused),
             &problems[..problems.len().min(5)],
         )
     }
@@ -173,8 +220,25 @@ impl Poller {
     /// Starts polling `queue` for the function behind `runtime`, waiting at
     /// most `patience` for each answer (the function's timeout).
     pub fn start(queue: Queue, runtime: Arc<RuntimeApi>, patience: Duration) -> Poller {
+        Poller::start_with(queue, runtime, patience, None)
+    }
+
+    /// [`Poller::start`], delivering some messages twice as `duplicates`
+    /// says.
+    pub fn start_with(
+        queue: Queue,
+        runtime: Arc<RuntimeApi>,
+        patience: Duration,
+        duplicates: Option<Duplicates>,
+    ) -> Poller {
         let stats = Arc::new(Stats::default());
-        let task = tokio::spawn(poll(queue, runtime, patience, Arc::clone(&stats)));
+        let task = tokio::spawn(poll(
+            queue,
+            runtime,
+            patience,
+            duplicates,
+            Arc::clone(&stats),
+        ));
         Poller { stats, task }
     }
 
@@ -191,7 +255,18 @@ impl Drop for Poller {
     }
 }
 
-async fn poll(queue: Queue, runtime: Arc<RuntimeApi>, patience: Duration, stats: Arc<Stats>) {
+/// Whether the `n`th thing (counted from 1) is one of every `every`th.
+fn every(n: usize, every: usize) -> bool {
+    every > 0 && n.is_multiple_of(every)
+}
+
+async fn poll(
+    queue: Queue,
+    runtime: Arc<RuntimeApi>,
+    patience: Duration,
+    duplicates: Option<Duplicates>,
+    stats: Arc<Stats>,
+) {
     loop {
         let received = queue
             .sqs
@@ -213,8 +288,9 @@ async fn poll(queue: Queue, runtime: Arc<RuntimeApi>, patience: Duration, stats:
         if messages.is_empty() {
             continue;
         }
-        stats.invocations.fetch_add(1, Ordering::SeqCst);
-        stats.records.fetch_add(messages.len(), Ordering::SeqCst);
+        // The number of each message among all this poller received, from 1.
+        let first = stats.records.fetch_add(messages.len(), Ordering::SeqCst) + 1;
+        let numbered = || (first..).zip(messages.iter());
         stats
             .bodies
             .lock()
@@ -231,60 +307,84 @@ async fn poll(queue: Queue, runtime: Arc<RuntimeApi>, patience: Duration, stats:
                 .map(|m| m.body().unwrap_or_default().to_owned())
                 .collect(),
         );
-        let started = Instant::now();
-        let index = {
-            let mut log = stats.log.lock().unwrap();
-            log.push(Invocation {
-                started,
-                took: None,
-                message_ids: messages
-                    .iter()
-                    .map(|m| m.message_id().unwrap_or_default().to_owned())
-                    .collect(),
-                outcome: "in flight",
-                failed: Vec::new(),
-            });
-            log.len() - 1
+        // The messages SQS also hands to a second consumer at once.
+        let twice: Vec<Message> = match &duplicates {
+            Some(d) => numbered()
+                .filter(|(n, _)| every(*n, d.concurrent_every))
+                .map(|(_, m)| m.clone())
+                .collect(),
+            None => Vec::new(),
         };
-        let outcome = runtime
-            .invoke_within(event(&messages, &queue.arn), patience)
-            .await;
+        let own = deliver(
+            &runtime, &messages, &queue.arn, patience, &stats, "received",
+        );
+        let second = async {
+            match (&duplicates, twice.is_empty()) {
+                (Some(d), false) => {
+                    deliver(
+                        &d.runtime,
+                        &twice,
+                        &queue.arn,
+                        patience,
+                        &stats,
+                        "duplicate",
+                    )
+                    .await
+                }
+                _ => HashSet::new(),
+            }
+        };
+        let (own, second) = tokio::join!(own, second);
         *stats.in_flight.lock().unwrap() = None;
-        let took = started.elapsed();
-        let finished: Vec<&Message> = match outcome {
-            Some(Outcome::Response(answer)) => match failures(&answer, &messages) {
-                Ok(failed) => {
-                    stats
-                        .item_failures
-                        .fetch_add(failed.len(), Ordering::SeqCst);
-                    let mut log = stats.log.lock().unwrap();
-                    log[index].took = Some(took);
-                    log[index].outcome = "ok";
-                    log[index].failed = failed.iter().cloned().collect();
-                    drop(log);
-                    messages
-                        .iter()
-                        .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-                        .collect()
-                }
-                Err(why) => {
-                    stats.log.lock().unwrap()[index].outcome = "invalid";
-                    stats.invalid_answers.fetch_add(1, Ordering::SeqCst);
-                    stats.problem(format!("invalid answer ({why}): {answer}"));
-                    Vec::new()
-                }
-            },
-            Some(Outcome::Error(_)) => {
-                stats.log.lock().unwrap()[index].outcome = "error";
-                stats.function_errors.fetch_add(1, Ordering::SeqCst);
-                Vec::new()
+        // A message either delivery answered as done is done: the attempt
+        // that finished it recorded it in the ledger.
+        let mut done: HashSet<String> = own.union(&second).cloned().collect();
+        for m in &twice {
+            let id = m.message_id().unwrap_or_default();
+            stats.concurrent_duplicates.fetch_add(1, Ordering::SeqCst);
+            if !(own.contains(id) && second.contains(id)) {
+                stats.concurrent_refused.fetch_add(1, Ordering::SeqCst);
             }
-            None => {
-                stats.log.lock().unwrap()[index].outcome = "no answer";
-                stats.no_answer.fetch_add(1, Ordering::SeqCst);
-                Vec::new()
+        }
+        // The messages answered as done that SQS delivers again before the
+        // poller deletes them.
+        if let Some(d) = &duplicates {
+            let again: Vec<Message> = numbered()
+                .filter(|(n, m)| {
+                    every(*n, d.after_every) && done.contains(m.message_id().unwrap_or_default())
+                })
+                .map(|(_, m)| m.clone())
+                .collect();
+            if !again.is_empty() {
+                stats
+                    .late_duplicates
+                    .fetch_add(again.len(), Ordering::SeqCst);
+                let answered = deliver(
+                    &d.runtime,
+                    &again,
+                    &queue.arn,
+                    patience,
+                    &stats,
+                    "late duplicate",
+                )
+                .await;
+                for m in &again {
+                    let id = m.message_id().unwrap_or_default();
+                    if !answered.contains(id) {
+                        // The latest delivery asks SQS to deliver it again.
+                        stats.late_refused.fetch_add(1, Ordering::SeqCst);
+                        stats.problem(format!(
+                            "message {id}, answered as done, was not when delivered again"
+                        ));
+                        done.remove(id);
+                    }
+                }
             }
-        };
+        }
+        let finished: Vec<&Message> = messages
+            .iter()
+            .filter(|m| done.contains(m.message_id().unwrap_or_default()))
+            .collect();
         if finished.is_empty() {
             continue;
         }
@@ -316,6 +416,74 @@ async fn poll(queue: Queue, runtime: Arc<RuntimeApi>, patience: Duration, stats:
                 }
             }
             Err(error) => stats.problem(format!("DeleteMessageBatch: {error:?}")),
+        }
+    }
+}
+
+/// Invokes the function behind `runtime` with `messages` as one SQS event,
+/// logs the invocation as `delivery`, and answers the ids of the messages
+/// it answered as done: none on a function error, an answer Lambda could
+/// not read, or no answer in time.
+async fn deliver(
+    runtime: &RuntimeApi,
+    messages: &[Message],
+    arn: &str,
+    patience: Duration,
+    stats: &Stats,
+    delivery: &'static str,
+) -> HashSet<String> {
+    stats.invocations.fetch_add(1, Ordering::SeqCst);
+    let started = Instant::now();
+    let index = {
+        let mut log = stats.log.lock().unwrap();
+        log.push(Invocation {
+            started,
+            took: None,
+            message_ids: messages
+                .iter()
+                .map(|m| m.message_id().unwrap_or_default().to_owned())
+                .collect(),
+            outcome: "in flight",
+            failed: Vec::new(),
+            delivery,
+        });
+        log.len() - 1
+    };
+    let outcome = runtime.invoke_within(event(messages, arn), patience).await;
+    let took = started.elapsed();
+    match outcome {
+        Some(Outcome::Response(answer)) => match failures(&answer, messages) {
+            Ok(failed) => {
+                stats
+                    .item_failures
+                    .fetch_add(failed.len(), Ordering::SeqCst);
+                let mut log = stats.log.lock().unwrap();
+                log[index].took = Some(took);
+                log[index].outcome = "ok";
+                log[index].failed = failed.iter().cloned().collect();
+                drop(log);
+                messages
+                    .iter()
+                    .map(|m| m.message_id().unwrap_or_default().to_owned())
+                    .filter(|id| !failed.contains(id))
+                    .collect()
+            }
+            Err(why) => {
+                stats.log.lock().unwrap()[index].outcome = "invalid";
+                stats.invalid_answers.fetch_add(1, Ordering::SeqCst);
+                stats.problem(format!("invalid answer ({why}): {answer}"));
+                HashSet::new()
+            }
+        },
+        Some(Outcome::Error(_)) => {
+            stats.log.lock().unwrap()[index].outcome = "error";
+            stats.function_errors.fetch_add(1, Ordering::SeqCst);
+            HashSet::new()
+        }
+        None => {
+            stats.log.lock().unwrap()[index].outcome = "no answer";
+            stats.no_answer.fetch_add(1, Ordering::SeqCst);
+            HashSet::new()
         }
     }
 }
