@@ -709,6 +709,24 @@ fn announcement(text: &str) -> Value {
 /// The endpoint received nothing but `text`'s announcement, and no post to
 /// an id that is no live connection (a gone id is answered 410, never
 /// accepted; a ledger record is no connection).
+/// How many times each connection received the broadcast; fails if a live
+/// connection never did.
+fn received_by_every_live_connection(rig: &Rig) -> HashMap<String, usize> {
+    let deliveries = rig.endpoint.deliveries();
+    let missing: Vec<&String> = rig
+        .live
+        .iter()
+        .filter(|id| !deliveries.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} live connections never received it: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    deliveries
+}
+
 fn check_posts(rig: &Rig, text: &str) {
     let expected = announcement(text);
     for post in rig.endpoint.posts() {
@@ -897,18 +915,7 @@ async fn a_broadcast_reaches_every_connection_exactly_once() {
     check_report(&rig, &report, batches);
     check_batches(&rig, &broadcast, batches);
     check_posts(&rig, text);
-    let deliveries = rig.endpoint.deliveries();
-    let missing: Vec<&String> = rig
-        .live
-        .iter()
-        .filter(|id| !deliveries.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} live connections never received it: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
+    let deliveries = received_by_every_live_connection(&rig);
     let twice: HashMap<&String, &usize> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
     if !twice.is_empty() {
         let batch_of = batch_of(&rig);
@@ -1007,18 +1014,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     check_report(&rig, &report, batches);
     check_batches(&rig, &broadcast, batches);
     check_posts(&rig, text);
-    let deliveries = rig.endpoint.deliveries();
-    let missing: Vec<&String> = rig
-        .live
-        .iter()
-        .filter(|id| !deliveries.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} live connections never received it: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
+    let deliveries = received_by_every_live_connection(&rig);
     // Posted twice: only connections of the batches the killed attempts held.
     let mut held_batches: HashMap<String, u64> = HashMap::new();
     // How many killed attempts held each batch (one, but for a batch SQS

@@ -37,6 +37,9 @@
 //! (10), `FANOUT_CONCURRENCY` (64), `FANOUT_RUNS` (3, the median is
 //! reported) and `FANOUT_ROWS` (`quota,default`; add `over`) change the run.
 
+#[path = "common/proc.rs"]
+mod proc;
+
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -345,7 +348,7 @@ async fn child(params: Params, budget: f64) -> Value {
         last_finish_us: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         ..Tally::default()
     });
-    let (cpu, start) = (cpu_ms(), Instant::now());
+    let (cpu, start) = (proc::cpu_ms(), Instant::now());
 
     // The workers, one Lambda instance each.
     let mut handles = Vec::new();
@@ -433,7 +436,7 @@ async fn child(params: Params, budget: f64) -> Value {
         .collect();
     let elapsed = Duration::from_micros(*finishes.iter().max().unwrap());
     let first_idle = Duration::from_micros(*finishes.iter().min().unwrap());
-    let cpu = cpu_ms() - cpu;
+    let cpu = proc::cpu_ms() - cpu;
     for handle in &handles {
         handle.abort();
     }
@@ -487,7 +490,7 @@ async fn child(params: Params, budget: f64) -> Value {
         "max_in_flight": gateway.max_in_flight.load(Ordering::Relaxed),
         "mean_post_ms": gateway.held_us.load(Ordering::Relaxed) as f64 / 1000.0 / posts.max(1) as f64,
         "cpu_s": cpu / 1000.0,
-        "peak_rss_mb": status_kb(&status, "VmHWM:") as f64 / 1024.0,
+        "peak_rss_mb": proc::status_kb(&status, "VmHWM:") as f64 / 1024.0,
     })
 }
 
@@ -673,26 +676,4 @@ fn loadavg() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-// ------------------------------------------------------------- /proc
-
-/// A `Vm...:` line of /proc/self/status, in kB.
-fn status_kb(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
-}
-
-/// User and system CPU time of this process so far, in ms.
-fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command (which may hold spaces): utime and stime are
-    // the 14th and 15th of the whole line, in clock ticks (100 a second).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 * 10.0
 }

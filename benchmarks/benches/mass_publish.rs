@@ -18,6 +18,8 @@
 //! `cargo bench -p lawcket-benchmarks --bench mass_publish`. Needs moto:
 //! `scripts/test.sh` installs it into .venv (or set LAWCKET_MOTO_SERVER).
 
+#[path = "common/proc.rs"]
+mod proc;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -290,7 +292,7 @@ fn child(variant: Variant) {
         }
     });
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let peak_kb = status_kb(&status, "VmHWM:");
+    let peak_kb = proc::status_kb(&status, "VmHWM:");
     println!(
         "{} {cpu} {} {delivered}",
         wall.as_secs_f64() * 1000.0,
@@ -300,9 +302,9 @@ fn child(variant: Variant) {
 
 /// The wall and CPU time (ms, every thread) `publish` takes, and what it answers.
 async fn timed(publish: impl std::future::Future<Output = usize>) -> (Duration, f64, usize) {
-    let (cpu, start) = (cpu_ms(), Instant::now());
+    let (cpu, start) = (proc::cpu_ms(), Instant::now());
     let delivered = publish.await;
-    (start.elapsed(), cpu_ms() - cpu, delivered)
+    (start.elapsed(), proc::cpu_ms() - cpu, delivered)
 }
 
 async fn lawcket_publish(publisher: &lawcket::Publisher) -> usize {
@@ -761,26 +763,4 @@ async fn bench() {
         removed.iter().all(|&r| r == GONE as f64),
         "gone removed per run: {removed:?}"
     );
-}
-
-// ------------------------------------------------------------- /proc
-
-/// A `Vm...:` line of /proc/self/status, in kB.
-fn status_kb(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
-}
-
-/// User and system CPU time of this process so far, in ms.
-fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command (which may hold spaces): utime and stime are
-    // the 14th and 15th of the whole line, in clock ticks (100 a second).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 * 10.0
 }
