@@ -384,30 +384,48 @@ impl Rig {
         }
     }
 
+    /// Every poller that fed a worker (stopped ones too), with the worker's
+    /// number.
+    fn pollers(&self) -> impl Iterator<Item = (usize, &Poller)> {
+        self.workers.iter().enumerate().flat_map(|(i, worker)| {
+            worker
+                .retired_pollers
+                .iter()
+                .chain([&worker.poller])
+                .map(move |poller| (i, poller))
+        })
+    }
+
+    /// The batch number of every message received, by message id.
+    fn seq_of_messages(&self) -> HashMap<String, u64> {
+        let mut seq_of = HashMap::new();
+        for (_, poller) in self.pollers() {
+            for (id, body) in poller.stats.bodies.lock().unwrap().iter() {
+                let batch: Value = serde_json::from_str(body).unwrap();
+                seq_of.insert(id.clone(), batch["seq"].as_u64().unwrap());
+            }
+        }
+        seq_of
+    }
+
     /// The batches of worker `w`'s invocation in flight that no other
     /// invocation in flight holds: no poller awaits another delivery of
     /// them, and no stopped poller abandoned one (its attempt may have died
     /// holding the batch).
     fn own_batches(&self, w: usize) -> BTreeSet<u64> {
         let mut holders: HashMap<String, usize> = HashMap::new();
-        let mut seq_of: HashMap<String, u64> = HashMap::new();
+        let seq_of = self.seq_of_messages();
         let mut mine: Vec<String> = Vec::new();
-        for (i, worker) in self.workers.iter().enumerate() {
-            for poller in worker.retired_pollers.iter().chain([&worker.poller]) {
-                for (id, body) in poller.stats.bodies.lock().unwrap().iter() {
-                    let batch: Value = serde_json::from_str(body).unwrap();
-                    seq_of.insert(id.clone(), batch["seq"].as_u64().unwrap());
+        for (i, poller) in self.pollers() {
+            for invocation in poller.stats.log.lock().unwrap().iter() {
+                if invocation.outcome != "in flight" {
+                    continue;
                 }
-                for invocation in poller.stats.log.lock().unwrap().iter() {
-                    if invocation.outcome != "in flight" {
-                        continue;
-                    }
-                    for id in &invocation.message_ids {
-                        *holders.entry(id.clone()).or_default() += 1;
-                    }
-                    if i == w && std::ptr::eq(poller, &worker.poller) {
-                        mine.extend(invocation.message_ids.iter().cloned());
-                    }
+                for id in &invocation.message_ids {
+                    *holders.entry(id.clone()).or_default() += 1;
+                }
+                if i == w && std::ptr::eq(poller, &self.workers[w].poller) {
+                    mine.extend(invocation.message_ids.iter().cloned());
                 }
             }
         }
@@ -427,21 +445,19 @@ impl Rig {
         }
         let deliveries = self.endpoint.deliveries();
         let mut unfinished = BTreeSet::new();
-        for worker in &self.workers {
-            for poller in worker.retired_pollers.iter().chain([&worker.poller]) {
-                for body in poller.stats.bodies.lock().unwrap().values() {
-                    let batch: Value = serde_json::from_str(body).unwrap();
-                    let seq = batch["seq"].as_u64().unwrap();
-                    if !seqs.contains(&seq) {
-                        continue;
-                    }
-                    let pending = batch["connections"].as_array().unwrap().iter().any(|pair| {
-                        let id = pair[0].as_str().unwrap();
-                        self.live.contains(id) && !deliveries.contains_key(id)
-                    });
-                    if pending {
-                        unfinished.insert(seq);
-                    }
+        for (_, poller) in self.pollers() {
+            for body in poller.stats.bodies.lock().unwrap().values() {
+                let batch: Value = serde_json::from_str(body).unwrap();
+                let seq = batch["seq"].as_u64().unwrap();
+                if !seqs.contains(&seq) {
+                    continue;
+                }
+                let pending = batch["connections"].as_array().unwrap().iter().any(|pair| {
+                    let id = pair[0].as_str().unwrap();
+                    self.live.contains(id) && !deliveries.contains_key(id)
+                });
+                if pending {
+                    unfinished.insert(seq);
                 }
             }
         }
@@ -452,17 +468,11 @@ impl Rig {
     /// their times from `t0`, how long they took, and which of those batches
     /// they answered as failed: for a failure message.
     fn timeline(&self, seqs: &BTreeSet<u64>, t0: std::time::Instant) -> String {
-        let mut seq_of: HashMap<String, u64> = HashMap::new();
+        let seq_of = self.seq_of_messages();
         let mut invocations = Vec::new();
-        for (i, worker) in self.workers.iter().enumerate() {
-            for poller in worker.retired_pollers.iter().chain([&worker.poller]) {
-                for (id, body) in poller.stats.bodies.lock().unwrap().iter() {
-                    let batch: Value = serde_json::from_str(body).unwrap();
-                    seq_of.insert(id.clone(), batch["seq"].as_u64().unwrap());
-                }
-                for invocation in poller.stats.log.lock().unwrap().iter() {
-                    invocations.push((i, invocation.clone()));
-                }
+        for (i, poller) in self.pollers() {
+            for invocation in poller.stats.log.lock().unwrap().iter() {
+                invocations.push((i, invocation.clone()));
             }
         }
         invocations.sort_by_key(|(_, invocation)| invocation.started);

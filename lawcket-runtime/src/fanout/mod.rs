@@ -75,6 +75,9 @@ pub(crate) struct Settings {
     pub(crate) batch: usize,
     pub(crate) segments: usize,
     pub(crate) lease: Duration,
+    /// `LAWCKET_MANAGEMENT_ENDPOINT`, read once: the one endpoint besides
+    /// API Gateway's that workers post to.
+    pub(crate) endpoint_override: Option<String>,
 }
 
 impl Settings {
@@ -100,6 +103,7 @@ impl Settings {
                 }
                 lease => lease.unwrap_or(DEFAULT_LEASE),
             },
+            endpoint_override: override_from_env(),
         })
     }
 }
@@ -126,8 +130,8 @@ where
 /// Whether a batch's endpoint is one lawcket's dispatcher could have put in
 /// it: API Gateway's own, or the configured override. Workers sign their
 /// posts, so they send them nowhere else, whatever a message says.
-fn trusted_endpoint(endpoint: &str) -> bool {
-    if override_from_env().is_some_and(|o| o == endpoint) {
+fn trusted_endpoint(endpoint: &str, endpoint_override: Option<&str>) -> bool {
+    if endpoint_override == Some(endpoint) {
         return true;
     }
     let Some((host, stage)) = endpoint
@@ -255,7 +259,10 @@ impl Fanout {
                     // In process, batches come from this process's own dispatcher.
                     Ok(batch)
                         if self.in_process.get().is_none()
-                            && !trusted_endpoint(&batch.endpoint) =>
+                            && !trusted_endpoint(
+                                &batch.endpoint,
+                                self.settings.endpoint_override.as_deref(),
+                            ) =>
                     {
                         Err(Error::MalformedEvent(format!(
                             "a batch for the endpoint {:?}, which is neither API Gateway's \
